@@ -1,0 +1,387 @@
+"""Every command-line flag, defined once, and the frozen hyperparameters built from them.
+
+The flags are the single source of defaults.  `hparams_from_flags` turns parsed
+flags into an immutable `HParams`; `default_hparams(**overrides)` gives the same
+object for tests and library users without touching the global FLAGS.  Library
+code only ever sees an `HParams`.
+"""
+
+import dataclasses
+import math
+import re
+
+from absl import flags
+
+MODES = ('train', 'eval', 'train_then_eval')
+TRAIN_MODES = ('pretrain', 'finetune')
+OPTIMIZERS = ('lars', 'momentum', 'adam')
+LR_SCALINGS = ('linear', 'sqrt')
+PROJ_HEAD_MODES = ('none', 'linear', 'nonlinear')
+RESNET_DEPTHS = (18, 34, 50, 101, 152, 200)
+LOSSES = ('nt_xent',)
+TFDS_DATASETS = ('cifar10', 'cifar100', 'imagenet2012', 'imagenet2012_subset/1pct',
+                 'imagenet2012_subset/10pct')
+LOCAL_DATASETS = ('fashion_mnist', 'synthetic')
+DATASETS = TFDS_DATASETS + LOCAL_DATASETS
+DATASETS_NEEDING_DATA_DIR = ('imagenet2012', 'imagenet2012_subset/1pct',
+                             'imagenet2012_subset/10pct')
+FASHION_MNIST_DEBIAN_DIR = '/usr/share/datasets/fashion-mnist'
+DEFAULT_VARIABLE_SCHEMA = r'^(?!global_step|.*/Momentum|.*/Adam|head_supervised)'
+
+
+class HParamsError(ValueError):
+  """A flag value or combination of flag values is invalid."""
+
+
+def define_flags(fv=flags.FLAGS):
+  """Defines every flag of the package on the FlagValues `fv`."""
+  d = dict(flag_values=fv)
+  # What to run.
+  flags.DEFINE_enum('mode', 'train', MODES, 'train, eval (a continuous eval job '
+                    'that follows a training job) or train_then_eval.', **d)
+  flags.DEFINE_enum('train_mode', 'pretrain', TRAIN_MODES,
+                    'pretrain: contrastive pretraining; finetune: supervised '
+                    'fine-tuning / linear evaluation from --checkpoint.', **d)
+  flags.DEFINE_enum('loss', 'nt_xent', LOSSES, 'Contrastive objective.', **d)
+  # Data.
+  flags.DEFINE_enum('dataset', 'imagenet2012', DATASETS, 'Dataset name.', **d)
+  flags.DEFINE_string('data_dir', None, 'tfds data_dir (tfds datasets) or the '
+                      'folder of the IDX files (fashion_mnist).', **d)
+  flags.DEFINE_string('tfds_manual_dir', None, 'tfds manual_dir holding the '
+                      'downloaded archives, used to prepare a tfds dataset '
+                      'that is not prepared yet in --data_dir.', **d)
+  flags.DEFINE_string('train_split', 'train', 'Split used for training.', **d)
+  flags.DEFINE_string('eval_split', '', 'Split used for evaluation; empty means '
+                      'the dataset\'s own (validation for ImageNet, test '
+                      'otherwise).', **d)
+  flags.DEFINE_bool('cache_dataset', False, 'Cache the decoded examples in '
+                    'memory.', **d)
+  flags.DEFINE_integer('synthetic_train_examples', 256, 'Training-set size of '
+                       'the synthetic dataset.', **d)
+  flags.DEFINE_integer('synthetic_eval_examples', 100, 'Eval-set size of the '
+                       'synthetic dataset.', **d)
+  flags.DEFINE_integer('num_views', 2, 'Augmented views per example in '
+                       'pretraining.', **d)
+  # Schedule and optimisation.
+  flags.DEFINE_integer('train_batch_size', 512, 'Global training batch size.',
+                       **d)
+  flags.DEFINE_integer('train_epochs', 100, 'Training epochs (ignored when '
+                       '--train_steps > 0).', **d)
+  flags.DEFINE_integer('train_steps', 0, 'Training steps; overrides '
+                       '--train_epochs when > 0.', **d)
+  flags.DEFINE_integer('eval_batch_size', 256, 'Global eval batch size.', **d)
+  flags.DEFINE_integer('eval_steps', 0, 'Eval steps; 0 covers the whole eval '
+                       'split (the last batch is padded and masked).', **d)
+  flags.DEFINE_float('learning_rate', 0.3, 'Base learning rate (see '
+                     '--learning_rate_scaling).', **d)
+  flags.DEFINE_enum('learning_rate_scaling', 'linear', LR_SCALINGS,
+                    'linear: lr * batch / 256; sqrt: lr * sqrt(batch).', **d)
+  flags.DEFINE_float('warmup_epochs', 10, 'Linear warmup epochs.', **d)
+  flags.DEFINE_float('weight_decay', 1e-6, 'L2 weight decay.', **d)
+  flags.DEFINE_enum('optimizer', 'lars', OPTIMIZERS, 'Optimizer.', **d)
+  flags.DEFINE_float('momentum', 0.9, 'Momentum (lars, momentum).', **d)
+  # Objective.
+  flags.DEFINE_float('temperature', 0.1, 'Softmax temperature tau.', **d)
+  flags.DEFINE_bool('hidden_norm', True, 'L2-normalise the projections '
+                    'before the contrastive loss.', **d)
+  # Model.
+  flags.DEFINE_enum('proj_head_mode', 'nonlinear', PROJ_HEAD_MODES,
+                    'Projection head type.', **d)
+  flags.DEFINE_integer('proj_out_dim', 128, 'Projection head output size.', **d)
+  flags.DEFINE_integer('num_proj_layers', 3, 'Layers of the nonlinear '
+                       'projection head.', **d)
+  flags.DEFINE_integer('ft_proj_selector', 0, 'Projection-head layer that '
+                       'feeds the supervised head in finetune (0 = encoder '
+                       'output, -1 = last layer).', **d)
+  flags.DEFINE_bool('global_bn', True, 'Batch-norm statistics over all '
+                    'replicas.', **d)
+  flags.DEFINE_float('batch_norm_decay', 0.9, 'Batch-norm moving-average '
+                     'decay.', **d)
+  flags.DEFINE_integer('resnet_depth', 50, 'ResNet depth.', **d)
+  flags.DEFINE_integer('width_multiplier', 1, 'ResNet width multiplier.', **d)
+  flags.DEFINE_integer('image_size', 224, 'Input image size (<= 32 selects the '
+                       'CIFAR stem and disables eval crops).', **d)
+  flags.DEFINE_float('color_jitter_strength', 1.0, 'Colour jitter strength s.',
+                     **d)
+  flags.DEFINE_bool('use_blur', True, 'Gaussian blur (p=0.5) in pretraining.',
+                    **d)
+  flags.DEFINE_bool('lineareval_while_pretraining', True, 'Train a linear '
+                    'head on stop-gradient features while pretraining.', **d)
+  # Fine-tuning.
+  flags.DEFINE_string('checkpoint', None, 'Checkpoint to initialise from '
+                      '(finetune).', **d)
+  flags.DEFINE_string('variable_schema', DEFAULT_VARIABLE_SCHEMA,
+                      'Regex: variables of --checkpoint to restore.', **d)
+  flags.DEFINE_bool('zero_init_logits_layer', False, 'Zero the supervised '
+                    'head after restoring --checkpoint.', **d)
+  flags.DEFINE_integer('fine_tune_after_block', -1, 'Train only what comes '
+                       'after this block (-1: everything; 4: linear eval).',
+                       **d)
+  # Checkpoints, summaries, evaluation.
+  flags.DEFINE_string('model_dir', None, 'Checkpoints, summaries, results.',
+                      **d)
+  flags.DEFINE_integer('checkpoint_epochs', 1, 'Checkpoint every this many '
+                       'epochs.', **d)
+  flags.DEFINE_integer('checkpoint_steps', 0, 'Checkpoint every this many '
+                       'steps; overrides --checkpoint_epochs when > 0.', **d)
+  flags.DEFINE_integer('keep_checkpoint_max', 5, 'Checkpoints kept.', **d)
+  flags.DEFINE_integer('train_summary_steps', 100, 'Training summaries every '
+                       'this many steps; 0 turns them off.', **d)
+  flags.DEFINE_string('eval_name', None, 'Suffix of the eval directory.', **d)
+  flags.DEFINE_integer('eval_timeout_secs', 0, '--mode=eval: give up after '
+                       'this many seconds without a new checkpoint (0: wait '
+                       'forever).', **d)
+  flags.DEFINE_integer('eval_interval_secs', 15, '--mode=eval: minimum '
+                       'seconds between two evaluations.', **d)
+  # Runtime.
+  flags.DEFINE_bool('use_tpu', True, 'Run on Cloud TPU; False runs on '
+                    'CPU/GPU.', **d)
+  flags.DEFINE_string('tpu_name', None, 'Cloud TPU name or grpc:// address.',
+                      **d)
+  flags.DEFINE_string('tpu_zone', None, 'Cloud TPU zone.', **d)
+  flags.DEFINE_string('gcp_project', None, 'GCP project of the TPU.', **d)
+  flags.DEFINE_string('master', None, 'TensorFlow master address (overrides '
+                      'the TPU resolver).', **d)
+  flags.DEFINE_integer('iterations_per_loop', 0, 'Steps per TPU loop; 0 uses '
+                       'the checkpoint cadence.', **d)
+  flags.DEFINE_integer('seed', None, 'Graph-level random seed.', **d)
+
+
+@dataclasses.dataclass(frozen=True)
+class HParams:
+  """All hyperparameters of a run; built from the flags, never mutated."""
+  mode: str
+  train_mode: str
+  loss: str
+  dataset: str
+  data_dir: str
+  tfds_manual_dir: str
+  train_split: str
+  eval_split: str
+  cache_dataset: bool
+  synthetic_train_examples: int
+  synthetic_eval_examples: int
+  num_views: int
+  train_batch_size: int
+  train_epochs: int
+  train_steps: int
+  eval_batch_size: int
+  eval_steps: int
+  learning_rate: float
+  learning_rate_scaling: str
+  warmup_epochs: float
+  weight_decay: float
+  optimizer: str
+  momentum: float
+  temperature: float
+  hidden_norm: bool
+  proj_head_mode: str
+  proj_out_dim: int
+  num_proj_layers: int
+  ft_proj_selector: int
+  global_bn: bool
+  batch_norm_decay: float
+  resnet_depth: int
+  width_multiplier: int
+  image_size: int
+  color_jitter_strength: float
+  use_blur: bool
+  lineareval_while_pretraining: bool
+  checkpoint: str
+  variable_schema: str
+  zero_init_logits_layer: bool
+  fine_tune_after_block: int
+  model_dir: str
+  checkpoint_epochs: int
+  checkpoint_steps: int
+  keep_checkpoint_max: int
+  train_summary_steps: int
+  eval_name: str
+  eval_timeout_secs: int
+  eval_interval_secs: int
+  use_tpu: bool
+  tpu_name: str
+  tpu_zone: str
+  gcp_project: str
+  master: str
+  iterations_per_loop: int
+  seed: int
+
+  def replace(self, **changes):
+    """A copy with some fields changed."""
+    return dataclasses.replace(self, **changes)
+
+  def to_dict(self):
+    """The hyperparameters as a JSON-serialisable dict."""
+    return dataclasses.asdict(self)
+
+  @property
+  def is_pretrain(self):
+    return self.train_mode == 'pretrain'
+
+  @property
+  def views_per_example(self):
+    """Views the input pipeline produces per training example."""
+    return self.num_views if self.is_pretrain else 1
+
+  @property
+  def resolved_eval_split(self):
+    """The eval split, with the dataset's default filled in."""
+    if self.eval_split:
+      return self.eval_split
+    return 'validation' if self.dataset.startswith('imagenet') else 'test'
+
+
+def _field_names():
+  return [f.name for f in dataclasses.fields(HParams)]
+
+
+def hparams_from_flags(fv=flags.FLAGS):
+  """Builds the frozen HParams from parsed flags."""
+  return HParams(**{name: fv[name].value for name in _field_names()})
+
+
+def default_hparams(**overrides):
+  """HParams with the flag defaults, then `overrides` applied and validated."""
+  fv = flags.FlagValues()
+  define_flags(fv)
+  fv.mark_as_parsed()
+  unknown = set(overrides) - set(_field_names())
+  if unknown:
+    raise HParamsError('Unknown hyperparameters: %s' % sorted(unknown))
+  return hparams_from_flags(fv).replace(**overrides)
+
+
+def _require(condition, flag, message):
+  if not condition:
+    raise HParamsError('--%s: %s' % (flag, message))
+
+
+def _check_enum(hp, name, allowed):
+  value = getattr(hp, name)
+  _require(value in allowed, name,
+           '%r is not one of %s.' % (value, ', '.join(map(str, allowed))))
+
+
+def validate(hp, num_replicas=1):
+  """Raises HParamsError naming the flag when a value or combination is invalid.
+
+  Pure checks on the values (no file system or network access), run before any
+  graph is built.  `num_replicas` is the number of TPU cores (1 off TPU).
+  """
+  for name, allowed in (('mode', MODES), ('train_mode', TRAIN_MODES),
+                        ('loss', LOSSES), ('dataset', DATASETS),
+                        ('optimizer', OPTIMIZERS),
+                        ('learning_rate_scaling', LR_SCALINGS),
+                        ('proj_head_mode', PROJ_HEAD_MODES),
+                        ('resnet_depth', RESNET_DEPTHS)):
+    _check_enum(hp, name, allowed)
+  _require(hp.train_batch_size > 0, 'train_batch_size', 'must be > 0.')
+  _require(hp.eval_batch_size > 0, 'eval_batch_size', 'must be > 0.')
+  for name, batch in (('train_batch_size', hp.train_batch_size),
+                      ('eval_batch_size', hp.eval_batch_size)):
+    _require(batch % num_replicas == 0, name,
+             '%d is not divisible by the number of TPU cores (%d); use a '
+             'multiple of %d.' % (batch, num_replicas, num_replicas))
+  _require(hp.train_steps >= 0, 'train_steps', 'must be >= 0.')
+  _require(hp.train_steps > 0 or hp.train_epochs > 0, 'train_epochs',
+           'must be > 0 when --train_steps is 0.')
+  _require(hp.eval_steps >= 0, 'eval_steps', 'must be >= 0.')
+  _require(hp.temperature > 0, 'temperature',
+           'must be > 0, got %r.' % hp.temperature)
+  _require(hp.learning_rate >= 0, 'learning_rate', 'must be >= 0.')
+  _require(hp.warmup_epochs >= 0, 'warmup_epochs', 'must be >= 0.')
+  _require(hp.weight_decay >= 0, 'weight_decay', 'must be >= 0.')
+  _require(0 <= hp.momentum < 1, 'momentum', 'must be in [0, 1).')
+  _require(0 < hp.batch_norm_decay < 1, 'batch_norm_decay',
+           'must be in (0, 1).')
+  _require(hp.width_multiplier >= 1, 'width_multiplier', 'must be >= 1.')
+  _require(hp.image_size >= 8, 'image_size', 'must be >= 8.')
+  _require(hp.color_jitter_strength >= 0, 'color_jitter_strength',
+           'must be >= 0.')
+  _require(hp.proj_out_dim > 0, 'proj_out_dim', 'must be > 0.')
+  _require(hp.num_proj_layers >= 1, 'num_proj_layers', 'must be >= 1.')
+  num_head_outputs = _num_proj_head_layers(hp)
+  _require(-1 <= hp.ft_proj_selector <= num_head_outputs, 'ft_proj_selector',
+           'must be in [-1, %d] for --proj_head_mode=%s '
+           '--num_proj_layers=%d.' % (num_head_outputs, hp.proj_head_mode,
+                                      hp.num_proj_layers))
+  _require(-1 <= hp.fine_tune_after_block <= 4, 'fine_tune_after_block',
+           'must be in [-1, 4].')
+  _require(hp.num_views >= 2 or not hp.is_pretrain, 'num_views',
+           'contrastive pretraining needs >= 2 views.')
+  _require(hp.keep_checkpoint_max >= 1, 'keep_checkpoint_max', 'must be >= 1.')
+  _require(hp.checkpoint_steps >= 0, 'checkpoint_steps', 'must be >= 0.')
+  _require(hp.checkpoint_steps > 0 or hp.checkpoint_epochs > 0,
+           'checkpoint_epochs', 'must be > 0 when --checkpoint_steps is 0.')
+  _require(hp.train_summary_steps >= 0, 'train_summary_steps', 'must be >= 0.')
+  _require(hp.iterations_per_loop >= 0, 'iterations_per_loop', 'must be >= 0.')
+  _require(hp.eval_timeout_secs >= 0, 'eval_timeout_secs', 'must be >= 0.')
+  _require(hp.synthetic_train_examples > 0, 'synthetic_train_examples',
+           'must be > 0.')
+  _require(hp.synthetic_eval_examples > 0, 'synthetic_eval_examples',
+           'must be > 0.')
+  _require(bool(hp.model_dir), 'model_dir', 'is required.')
+  _require(hp.dataset not in DATASETS_NEEDING_DATA_DIR or bool(hp.data_dir),
+           'data_dir', 'is required for --dataset=%s (a tfds data_dir with '
+           'the prepared dataset, e.g. gs://bucket/tensorflow_datasets).' %
+           hp.dataset)
+  if hp.train_mode == 'finetune':
+    _require(bool(hp.checkpoint), 'checkpoint',
+             '--train_mode=finetune needs the pretrained checkpoint to start '
+             'from (a checkpoint file prefix or a directory).')
+  if hp.checkpoint:
+    try:
+      re.compile(hp.variable_schema)
+    except re.error as e:
+      raise HParamsError('--variable_schema: %r is not a valid regular '
+                         'expression (%s).' % (hp.variable_schema, e))
+  if hp.use_tpu:
+    _require(bool(hp.tpu_name or hp.master), 'tpu_name',
+             'is required with --use_tpu=True (or pass --master, or run with '
+             '--use_tpu=False on CPU/GPU).')
+
+
+def _num_proj_head_layers(hp):
+  if hp.proj_head_mode == 'none':
+    return 0
+  if hp.proj_head_mode == 'linear':
+    return 1
+  return hp.num_proj_layers
+
+
+def train_steps(hp, num_train_examples):
+  """Total training steps: --train_steps, or epochs over the training set."""
+  if hp.train_steps > 0:
+    return hp.train_steps
+  return num_train_examples * hp.train_epochs // hp.train_batch_size + 1
+
+
+def steps_per_epoch(hp, num_train_examples):
+  """Training steps per epoch (at least 1)."""
+  return max(1, int(round(num_train_examples / hp.train_batch_size)))
+
+
+def checkpoint_steps(hp, num_train_examples):
+  """Steps between two checkpoints."""
+  if hp.checkpoint_steps > 0:
+    return hp.checkpoint_steps
+  return max(1, hp.checkpoint_epochs * steps_per_epoch(hp, num_train_examples))
+
+
+def eval_steps(hp, num_eval_examples):
+  """Eval steps: --eval_steps, or enough batches to cover the whole split."""
+  if hp.eval_steps > 0:
+    return hp.eval_steps
+  return int(math.ceil(num_eval_examples / hp.eval_batch_size))
+
+
+def fashion_mnist_dir(hp):
+  """Folder holding the Fashion-MNIST IDX files."""
+  return hp.data_dir or FASHION_MNIST_DEBIAN_DIR
+
+
+def eval_dir_name(hp):
+  """Name of the eval sub-directory of model_dir."""
+  return 'eval_%s' % hp.eval_name if hp.eval_name else 'eval'
+
