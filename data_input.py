@@ -1,0 +1,309 @@
+"""Per-host tf.data input pipelines for TPUEstimator.
+
+A *source* yields raw examples `{'image': uint8 [H, W, 3] (or encoded bytes),
+'label': int64, 'id': int64}` for this host's shard of a split, in a stable
+order, with `id` a dense, stable index of the example in its split (SogCLR keys
+its per-example state on it).  `build_input_fn` turns a source into the batched
+`(features, labels)` that model_fn consumes:
+
+  features = {'image': float32 [B, S, S, 3 * V], 'id': int64 [B]}
+  labels   = {'label': int32 [B], 'onehot': float32 [B, C], 'mask': float32 [B]}
+
+V is `hp.views_per_example` in training and 1 + (V - 1 in pretraining) at eval:
+the first eval view is the eval crop, the others are training augmentations, so
+contrastive metrics mean something at eval time.  Eval batches cover the whole
+split: the stream is padded with mask-0 examples up to the last full batch.
+"""
+
+import collections
+import gzip
+import os
+
+import numpy as np
+import tensorflow.compat.v1 as tf
+
+import augment
+import hparams_flags
+
+AUTOTUNE = tf.data.experimental.AUTOTUNE
+DatasetInfo = collections.namedtuple(
+    'DatasetInfo', ['num_train_examples', 'num_eval_examples', 'num_classes'])
+
+
+class DataError(ValueError):
+  """The dataset named by the flags cannot be read."""
+
+
+# ------------------------------------------------------------------ sources
+
+
+class SyntheticSource(object):
+  """Deterministic class-coloured noise images: a fast, download-free source."""
+
+  num_classes = 10
+
+  def __init__(self, hp):
+    self._size = hp.image_size
+    self._counts = {'train': hp.synthetic_train_examples,
+                    hp.resolved_eval_split: hp.synthetic_eval_examples}
+    self._train_split = hp.train_split
+
+  def num_examples(self, split):
+    """Examples in `split`."""
+    key = 'train' if split == self._train_split else split
+    if key not in self._counts:
+      raise DataError('--eval_split/--train_split: synthetic data has splits %s,'
+                      ' not %r.' % (sorted(self._counts), split))
+    return self._counts[key]
+
+  def dataset(self, split, host_index, num_hosts, shuffle_files):
+    """This host's examples of `split`."""
+    del shuffle_files
+    split_seed = 0 if split == self._train_split else 1
+    ids = tf.data.Dataset.range(self.num_examples(split))
+    ids = ids.shard(num_hosts, host_index)
+    size, num_classes = self._size, self.num_classes
+
+    def make(example_id):
+      label = example_id % num_classes
+      hue = tf.cast(label, tf.float32) / num_classes
+      colour = tf.stack([hue, 1.0 - hue, tf.abs(0.5 - hue) * 2.0])
+      noise = tf.random.stateless_uniform(
+          [size, size, 3], seed=tf.stack([example_id, split_seed]))
+      image = 0.6 * colour + 0.4 * noise
+      return {'image': tf.cast(image * 255.0, tf.uint8), 'label': label,
+              'id': example_id}
+
+    return ids.map(make, num_parallel_calls=AUTOTUNE)
+
+
+def _read_idx(path, header_bytes):
+  with gzip.open(path, 'rb') as f:
+    return np.frombuffer(f.read(), np.uint8, offset=header_bytes)
+
+
+class FashionMnistSource(object):
+  """Fashion-MNIST from its local gzip IDX files, padded to 32x32x3."""
+
+  num_classes = 10
+  _FILES = {'train': ('train-images-idx3-ubyte.gz', 'train-labels-idx1-ubyte.gz'),
+            'test': ('t10k-images-idx3-ubyte.gz', 't10k-labels-idx1-ubyte.gz')}
+
+  def __init__(self, hp):
+    self._dir = hparams_flags.fashion_mnist_dir(hp)
+    self._cache = {}
+    for split in (hp.train_split, hp.resolved_eval_split):
+      if split not in self._FILES:
+        raise DataError('fashion_mnist has splits train and test, not %r '
+                        '(--train_split/--eval_split).' % split)
+      for name in self._FILES[split]:
+        if not tf.io.gfile.exists(os.path.join(self._dir, name)):
+          raise DataError(
+              'Fashion-MNIST file %s is missing. Install the Debian package '
+              '(apt-get install dataset-fashion-mnist, files land in %s) or '
+              'pass --data_dir=<folder with the four IDX .gz files>.' %
+              (os.path.join(self._dir, name),
+               hparams_flags.FASHION_MNIST_DEBIAN_DIR))
+
+  def _arrays(self, split):
+    if split not in self._cache:
+      images_file, labels_file = self._FILES[split]
+      images = _read_idx(os.path.join(self._dir, images_file), 16)
+      labels = _read_idx(os.path.join(self._dir, labels_file), 8)
+      images = images.reshape(len(labels), 28, 28)
+      self._cache[split] = (images, labels.astype(np.int64))
+    return self._cache[split]
+
+  def num_examples(self, split):
+    """Examples in `split`."""
+    return len(self._arrays(split)[1])
+
+  def dataset(self, split, host_index, num_hosts, shuffle_files):
+    """This host's examples of `split`."""
+    del shuffle_files
+    images, labels = self._arrays(split)
+    ids = np.arange(len(labels), dtype=np.int64)
+    ds = tf.data.Dataset.from_tensor_slices(
+        {'image': images, 'label': labels, 'id': ids})
+    ds = ds.shard(num_hosts, host_index)
+
+    def to_rgb32(example):
+      image = tf.pad(example['image'], [[2, 2], [2, 2]])
+      example['image'] = tf.tile(image[:, :, tf.newaxis], [1, 1, 3])
+      return example
+
+    return ds.map(to_rgb32, num_parallel_calls=AUTOTUNE)
+
+
+class TfdsSource(object):
+  """A prepared tfds dataset; never downloads (prepares from a manual_dir only)."""
+
+  def __init__(self, hp):
+    import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+    self._tfds = tfds
+    _disable_tfds_gcs_probing()
+    self._builder = tfds.builder(hp.dataset, data_dir=hp.data_dir)
+    prepared = tf.io.gfile.exists(
+        os.path.join(self._builder.data_dir, 'dataset_info.json'))
+    if not prepared:
+      if not hp.tfds_manual_dir:
+        raise DataError(
+            '--dataset=%s is not prepared under --data_dir=%s and this package'
+            ' never downloads it. Prepare it with tfds (tfds build %s '
+            '--data_dir=...) or pass --tfds_manual_dir=<folder with the '
+            'downloaded archives> to prepare it from local files.' %
+            (hp.dataset, hp.data_dir or '~/tensorflow_datasets', hp.dataset))
+      self._builder.download_and_prepare(
+          download_config=tfds.download.DownloadConfig(
+              manual_dir=hp.tfds_manual_dir))
+    self.num_classes = self._builder.info.features['label'].num_classes
+    for split in (hp.train_split, hp.resolved_eval_split):
+      if split not in self._builder.info.splits:
+        raise DataError('--dataset=%s has splits %s; %r is not one of them '
+                        '(--train_split/--eval_split).' %
+                        (hp.dataset, sorted(self._builder.info.splits), split))
+
+  def num_examples(self, split):
+    """Examples in `split`."""
+    return self._builder.info.splits[split].num_examples
+
+  def dataset(self, split, host_index, num_hosts, shuffle_files):
+    """This host's examples of `split`, images still encoded."""
+    tfds = self._tfds
+    host_split = split
+    if num_hosts > 1:
+      host_split = tfds.even_splits(split, n=num_hosts)[host_index]
+    ds = self._builder.as_dataset(
+        split=host_split, shuffle_files=shuffle_files,
+        decoders={'image': tfds.decode.SkipDecoding()},
+        read_config=tfds.ReadConfig(add_tfds_id=True))
+    shard_starts = np.cumsum(
+        [0] + list(self._builder.info.splits[split].shard_lengths))[:-1]
+    shard_starts = tf.constant(shard_starts, tf.int64)
+
+    def to_example(example):
+      # tfds_id is '<name>-<split>.<ext>-<shard>-of-<count>__<offset>'.
+      file_part, offset = tf.unstack(
+          tf.strings.split([example['tfds_id']], '__').values[-2:])
+      shard = tf.strings.split([file_part], '-').values[-3]
+      dense_id = (tf.gather(shard_starts, tf.strings.to_number(shard, tf.int32))
+                  + tf.strings.to_number(offset, tf.int64))
+      return {'image': example['image'], 'label': example['label'],
+              'id': dense_id}
+
+    return ds.map(to_example, num_parallel_calls=AUTOTUNE)
+
+
+def _disable_tfds_gcs_probing():
+  try:
+    from tensorflow_datasets.core.utils import gcs_utils  # pylint: disable=g-import-not-at-top
+    gcs_utils._is_gcs_disabled = True  # pylint: disable=protected-access
+  except (ImportError, AttributeError):
+    pass
+
+
+def get_source(hp):
+  """The raw-example source for `hp.dataset`."""
+  if hp.dataset == 'synthetic':
+    return SyntheticSource(hp)
+  if hp.dataset == 'fashion_mnist':
+    return FashionMnistSource(hp)
+  if hp.dataset in hparams_flags.TFDS_DATASETS:
+    return TfdsSource(hp)
+  raise DataError('--dataset: unknown dataset %r' % hp.dataset)
+
+
+def dataset_info(hp, source=None):
+  """Split sizes and class count of the configured dataset."""
+  source = source or get_source(hp)
+  return DatasetInfo(source.num_examples(hp.train_split),
+                     source.num_examples(hp.resolved_eval_split),
+                     source.num_classes)
+
+
+# ------------------------------------------------------------- pipelines
+
+
+def _decode(image):
+  if image.dtype == tf.string:
+    image = tf.io.decode_image(image, channels=3, expand_animations=False)
+  return image
+
+
+def host_placement(params):
+  """(host_index, num_hosts) from TPUEstimator params; (0, 1) off TPU."""
+  context = params.get('context') if params else None
+  if context is None:
+    return 0, 1
+  return context.current_host, context.num_hosts
+
+
+def _views(hp, image, is_training):
+  """Channel-stacked augmented views of one decoded image."""
+  image = tf.image.convert_image_dtype(_decode(image), tf.float32)
+  if is_training:
+    views = [augment.preprocess_image(
+        image, hp.image_size, is_training=True, color_distort=hp.is_pretrain,
+        color_jitter_strength=hp.color_jitter_strength)
+             for _ in range(hp.views_per_example)]
+  else:
+    views = [augment.preprocess_image(image, hp.image_size, is_training=False)]
+    if hp.is_pretrain:
+      views += [augment.preprocess_image(
+          image, hp.image_size, is_training=True, color_distort=True,
+          color_jitter_strength=hp.color_jitter_strength)
+                for _ in range(hp.num_views - 1)]
+  return tf.concat(views, axis=-1)
+
+
+def build_input_fn(hp, is_training, num_classes, num_eval_examples=None,
+                   source=None):
+  """Returns input_fn(params) for TPUEstimator (training or evaluation)."""
+
+  def input_fn(params):
+    """Builds this host's pipeline; params['batch_size'] is the per-host batch."""
+    batch_size = params['batch_size']
+    host_index, num_hosts = host_placement(params)
+    src = source or get_source(hp)
+    split = hp.train_split if is_training else hp.resolved_eval_split
+    ds = src.dataset(split, host_index, num_hosts, shuffle_files=is_training)
+    if hp.cache_dataset:
+      ds = ds.cache()
+    id_dtype = tf.int32 if params.get('use_tpu') else tf.int64
+
+    def finish(example, mask):
+      views = _views(hp, example['image'], is_training)
+      label = tf.cast(example['label'], tf.int32)
+      features = {'image': views, 'id': tf.cast(example['id'], id_dtype)}
+      labels = {'label': label,
+                'onehot': tf.one_hot(label, num_classes, dtype=tf.float32),
+                'mask': tf.constant(mask, tf.float32)}
+      return features, labels
+
+    if is_training:
+      buffer = batch_size * (50 if hp.image_size <= 32 else 10)
+      ds = ds.shuffle(buffer, seed=hp.seed).repeat()
+      ds = ds.map(lambda ex: finish(ex, 1.0), num_parallel_calls=AUTOTUNE)
+    else:
+      ds = ds.map(lambda ex: finish(ex, 1.0), num_parallel_calls=AUTOTUNE)
+      ds = ds.concatenate(_padding(ds.element_spec)).take(
+          _eval_examples_per_host(hp, num_eval_examples, num_hosts))
+    ds = ds.batch(batch_size, drop_remainder=True)
+    return ds.prefetch(AUTOTUNE)
+
+  return input_fn
+
+
+def _eval_examples_per_host(hp, num_eval_examples, num_hosts):
+  if num_eval_examples is None:
+    raise ValueError('num_eval_examples is required for an eval input_fn')
+  steps = hparams_flags.eval_steps(hp, num_eval_examples)
+  return steps * hp.eval_batch_size // num_hosts
+
+
+def _padding(element_spec):
+  """An endless stream of all-zero, mask-0 examples shaped like the real ones."""
+  zeros = tf.nest.map_structure(
+      lambda spec: tf.zeros(spec.shape, spec.dtype), element_spec)
+  zeros[1]['mask'] = tf.zeros([], tf.float32)
+  return tf.data.Dataset.from_tensors(zeros).repeat()

@@ -1,0 +1,251 @@
+"""TPUEstimator model_fn: ResNet -> projection head -> contrastive loss (+ supervised head)."""
+
+import re
+
+import tensorflow.compat.v1 as tf
+import tensorflow.compat.v2 as tf2
+
+import augment
+import losses
+import optimization
+from losses import replica
+import resnet
+
+SUPERVISED_HEAD = 'head_supervised'
+CONTRASTIVE_HEAD = 'head_contrastive'
+
+
+def _dense(x, units, use_bias, zero_init=False):
+  init = (tf.zeros_initializer() if zero_init
+          else tf.random_normal_initializer(stddev=0.01))
+  return tf.layers.dense(x, units, use_bias=use_bias, kernel_initializer=init,
+                         bias_initializer=tf.zeros_initializer())
+
+
+def projection_head(hp, hiddens, is_training, ctx):
+  """SimCLR projection head; returns (output, [encoder output, layer 1, ...])."""
+  outputs = [hiddens]
+  x = hiddens
+  bn = lambda x, center: resnet.batch_norm(  # pylint: disable=g-long-lambda
+      x, is_training, ctx, decay=hp.batch_norm_decay, center=center)
+  with tf.variable_scope(CONTRASTIVE_HEAD):
+    if hp.proj_head_mode == 'linear':
+      with tf.variable_scope('l_0'):
+        x = bn(_dense(x, hp.proj_out_dim, use_bias=False), center=False)
+      outputs.append(x)
+    elif hp.proj_head_mode == 'nonlinear':
+      width = int(hiddens.shape[-1])
+      for j in range(hp.num_proj_layers):
+        last = j == hp.num_proj_layers - 1
+        with tf.variable_scope('nl_%d' % j):
+          x = _dense(x, hp.proj_out_dim if last else width, use_bias=False)
+          x = bn(x, center=not last)
+          if not last:
+            x = tf.nn.relu(x)
+        outputs.append(x)
+  return tf.identity(x, 'proj_head_output'), outputs
+
+
+def supervised_head(hp, inputs, num_classes):
+  """The linear classifier `head_supervised`."""
+  with tf.variable_scope(SUPERVISED_HEAD):
+    with tf.variable_scope('linear_layer'):
+      logits = _dense(inputs, num_classes, use_bias=True,
+                      zero_init=hp.zero_init_logits_layer)
+  for v in tf.trainable_variables(SUPERVISED_HEAD):
+    tf.add_to_collection('trainable_variables_inblock_5', v)
+  return logits
+
+
+def _split_views(images):
+  """[B, S, S, 3V] -> list of V tensors [B, S, S, 3]."""
+  num_views = int(images.shape[-1]) // 3
+  return tf.split(images, num_views, axis=-1)
+
+
+def _trainable_variables(hp):
+  """Variables that the optimizer updates (fine_tune_after_block freezes earlier blocks)."""
+  variables = tf.trainable_variables()
+  if hp.is_pretrain or hp.fine_tune_after_block < 0:
+    return variables
+  frozen = set()
+  for k in range(hp.fine_tune_after_block + 1):
+    frozen.update(id(v) for v in tf.get_collection(
+        'trainable_variables_inblock_%d' % k))
+  return [v for v in variables if id(v) not in frozen]
+
+
+def _checkpoint_init_fn(hp):
+  """Initialises the variables selected by --variable_schema from --checkpoint."""
+  ckpt = hp.checkpoint
+  if tf.io.gfile.isdir(ckpt):
+    ckpt = tf.train.latest_checkpoint(ckpt)
+  in_checkpoint = dict(tf.train.list_variables(ckpt))
+  schema = re.compile(hp.variable_schema)
+  assignment = {}
+  for v in tf.global_variables():
+    name = v.op.name
+    if schema.match(name) and name in in_checkpoint:
+      assignment[name] = v
+  if not assignment:
+    raise ValueError('--checkpoint=%s: no variable of the model matches '
+                     '--variable_schema=%r and exists in the checkpoint.' %
+                     (hp.checkpoint, hp.variable_schema))
+  tf.logging.info('Restoring %d variables from %s', len(assignment), ckpt)
+  tf.train.init_from_checkpoint(ckpt, assignment)
+
+
+def _host_call(hp, tensors):
+  """TensorBoard summaries written on the host every train_summary_steps."""
+  if not hp.train_summary_steps:
+    return None
+  names = sorted(tensors)
+  step = tf.reshape(tf.train.get_global_step(), [1])
+  args = [step] + [tf.reshape(tf.cast(tensors[n], tf.float32), [1])
+                   for n in names]
+  model_dir, every = hp.model_dir, hp.train_summary_steps
+
+  def host_fn(step, *values):
+    step = step[0]
+    writer = tf2.summary.create_file_writer(model_dir, max_queue=100)
+    with writer.as_default(), tf2.summary.record_if(
+        tf.equal(step % every, 0)):
+      for name, value in zip(names, values):
+        tf2.summary.scalar(name, tf.reduce_mean(value), step=step)
+      return tf.summary.all_v2_summary_ops()
+
+  return host_fn, args
+
+
+def _metric_fn(label, mask, logits_sup, contrast_loss, contrast_acc, reg_loss):
+  """Eval metrics, each weighted by the padding mask."""
+  predicted = tf.argmax(logits_sup, axis=1, output_type=tf.int32)
+  top5 = tf.cast(tf.nn.in_top_k(logits_sup, label, k=5), tf.float32)
+  return {
+      'label_top_1_accuracy': tf.metrics.accuracy(label, predicted, mask),
+      'label_top_5_accuracy': tf.metrics.mean(top5, mask),
+      'contrast_loss': tf.metrics.mean(contrast_loss, mask),
+      'contrastive_top_1_accuracy': tf.metrics.mean(contrast_acc, mask),
+      'regularization_loss': tf.metrics.mean(reg_loss, mask),
+  }
+
+
+def build_model_fn(hp, num_classes, num_train_examples):
+  """Returns the TPUEstimator model_fn for hyperparameters `hp`."""
+
+  def model_fn(features, labels, mode, params):
+    """Builds the train, eval or predict graph."""
+    is_training = mode == tf.estimator.ModeKeys.TRAIN
+    ctx = replica.ReplicaContext.from_params(params)
+    # Eval runs without cross-replica gathering (per-core metrics are averaged).
+    loss_ctx = ctx if is_training else replica.ReplicaContext.local()
+    bn_ctx = ctx if (hp.global_bn and is_training) else replica.ReplicaContext.local()
+    if isinstance(features, dict):
+      images = features['image']
+    else:
+      images = features
+    views = _split_views(images)
+    num_views = len(views)
+    if hp.is_pretrain and is_training and hp.use_blur:
+      views = [augment.batch_random_blur(v, hp.image_size) for v in views]
+    local_batch = int(views[0].shape[0]) if views[0].shape[0] is not None else -1
+    x = tf.concat(views, axis=0)
+
+    freeze_encoder = (not hp.is_pretrain) and hp.fine_tune_after_block >= 4
+    with tf.variable_scope('base_model'):
+      encoder = resnet.resnet_v1(
+          hp.resnet_depth, hp.width_multiplier, cifar_stem=hp.image_size <= 32,
+          batch_norm_decay=hp.batch_norm_decay, ctx=bn_ctx,
+          fine_tune_after_block=-1 if hp.is_pretrain else hp.fine_tune_after_block)
+      hiddens, endpoints = encoder(x, is_training=is_training and not freeze_encoder)
+    hiddens = tf.cast(hiddens, tf.float32)
+    proj_out, head_outputs = projection_head(hp, hiddens, is_training, bn_ctx)
+
+    if hp.is_pretrain:
+      sup_input = tf.stop_gradient(hiddens)
+    else:
+      sup_input = head_outputs[hp.ft_proj_selector]
+    logits_sup = None
+    if not hp.is_pretrain or hp.lineareval_while_pretraining:
+      logits_sup = supervised_head(hp, sup_input, num_classes)
+
+    if mode == tf.estimator.ModeKeys.PREDICT:
+      predictions = dict(endpoints)
+      predictions.update(final_avg_pool=hiddens, proj_head_output=proj_out)
+      if logits_sup is not None:
+        predictions['logits_sup'] = logits_sup
+      return tf.estimator.tpu.TPUEstimatorSpec(mode, predictions=predictions)
+
+    label = labels['label']
+    mask = labels['mask']
+    # Supervised loss: every view in training, the eval crop (view 0) at eval.
+    sup_views = num_views if is_training else 1
+    sup_label = tf.tile(label, [sup_views])
+    sup_mask = tf.tile(mask, [sup_views])
+    losses_to_add = {}
+    metrics = {}
+    update_ops = []
+    if logits_sup is not None:
+      logits_used = logits_sup[:local_batch * sup_views]
+      sup_loss = tf.losses.sparse_softmax_cross_entropy(
+          sup_label, logits_used, weights=sup_mask,
+          reduction=tf.losses.Reduction.SUM_BY_NONZERO_WEIGHTS,
+          loss_collection=None)
+      losses_to_add['supervised_loss'] = sup_loss
+      metrics['train_label_accuracy'] = tf.reduce_mean(tf.cast(tf.equal(
+          tf.argmax(logits_used, 1, output_type=tf.int32), sup_label),
+                                                             tf.float32))
+    contrast_per_example = tf.zeros([local_batch])
+    contrast_acc = tf.zeros([])
+    if hp.is_pretrain:
+      emb = tf.stack(tf.split(proj_out, num_views, axis=0), axis=1)
+      out = losses.contrastive_loss(hp, emb, loss_ctx, labels=labels,
+                                    ids=features.get('id') if isinstance(
+                                        features, dict) else None)
+      losses_to_add['contrast_loss'] = out.loss
+      contrast_per_example = out.per_example
+      contrast_acc = out.metrics['contrast_acc']
+      metrics.update(out.metrics)
+      update_ops += list(out.update_ops)
+
+    variables = _trainable_variables(hp)
+    reg_loss = optimization.weight_decay_loss(hp, variables)
+    total_loss = tf.add_n(list(losses_to_add.values()) + [reg_loss])
+
+    if mode == tf.estimator.ModeKeys.EVAL:
+      logits_eval = (logits_sup[:local_batch] if logits_sup is not None
+                     else tf.zeros([local_batch, num_classes]))
+      ones = tf.ones([local_batch])
+      metric_args = {
+          'label': label, 'mask': mask, 'logits_sup': logits_eval,
+          'contrast_loss': contrast_per_example * ones,
+          'contrast_acc': contrast_acc * ones, 'reg_loss': reg_loss * ones}
+      return tf.estimator.tpu.TPUEstimatorSpec(
+          mode, loss=total_loss, eval_metrics=(_metric_fn, metric_args))
+
+    global_step = tf.train.get_or_create_global_step()
+    lr = optimization.learning_rate(hp, global_step, num_train_examples)
+    optimizer = optimization.get_optimizer(hp, lr)
+    if params.get('use_tpu'):
+      optimizer = tf.tpu.CrossShardOptimizer(optimizer)
+    update_ops += tf.get_collection(tf.GraphKeys.UPDATE_OPS)
+    with tf.control_dependencies(update_ops):
+      grads_and_vars = optimizer.compute_gradients(total_loss, var_list=variables)
+      grads_and_vars = [(g, v) for g, v in grads_and_vars if g is not None]
+      train_op = optimizer.apply_gradients(grads_and_vars, global_step)
+
+    scaffold_fn = None
+    if hp.checkpoint and not hp.is_pretrain:
+      def scaffold_fn():
+        _checkpoint_init_fn(hp)
+        return tf.train.Scaffold()
+
+    summaries = dict(metrics)
+    summaries.update(losses_to_add)
+    summaries.update(learning_rate=lr, regularization_loss=reg_loss,
+                     total_loss=total_loss)
+    return tf.estimator.tpu.TPUEstimatorSpec(
+        mode, loss=total_loss, train_op=train_op,
+        host_call=_host_call(hp, summaries), scaffold_fn=scaffold_fn)
+
+  return model_fn

@@ -1,0 +1,219 @@
+"""Command-line entry point: parse and validate flags, build the TPUEstimator, run the mode."""
+
+import json
+import os
+import time
+import urllib.error
+
+from absl import app
+from absl import flags
+import tensorflow.compat.v1 as tf
+
+import data_input
+import hparams_flags
+import model_fn as model_fn_lib
+
+FLAGS = flags.FLAGS
+hparams_flags.define_flags(FLAGS)
+
+
+class TpuResolutionError(RuntimeError):
+  """The Cloud TPU named by the flags could not be reached."""
+
+
+def resolve_tpu(hp):
+  """Returns (cluster_resolver or None, number of TPU cores or None)."""
+  if not hp.use_tpu:
+    return None, 1
+  if hp.master and not hp.tpu_name:
+    return None, None
+  errors = (ValueError, urllib.error.URLError, RuntimeError)
+  try:
+    from oauth2client import client as oauth_client  # pylint: disable=g-import-not-at-top
+    errors += (oauth_client.ApplicationDefaultCredentialsError,)
+  except ImportError:
+    pass
+  try:
+    resolver = tf.distribute.cluster_resolver.TPUClusterResolver(
+        hp.tpu_name, zone=hp.tpu_zone, project=hp.gcp_project)
+    resolver.get_master()
+  except errors as e:
+    raise TpuResolutionError(
+        'Could not resolve the Cloud TPU from --tpu_name=%r --tpu_zone=%r '
+        '--gcp_project=%r: %s: %s. Check these flags (on a TPU VM use '
+        '--tpu_name=local), or run with --use_tpu=False on CPU/GPU.' %
+        (hp.tpu_name, hp.tpu_zone, hp.gcp_project, type(e).__name__, e))
+  try:
+    num_cores = resolver.num_accelerators().get('TPU') or None
+  except Exception:  # pylint: disable=broad-except
+    num_cores = None  # TPUEstimator checks the batch split itself later.
+  return resolver, num_cores
+
+
+def write_json_atomically(path, obj):
+  """Writes JSON to `path` through a temporary file, so readers never see half a file."""
+  tmp = '%s.tmp-%d' % (path, os.getpid())
+  with tf.io.gfile.GFile(tmp, 'w') as f:
+    f.write(json.dumps(obj, indent=2, sort_keys=True, default=_json_default))
+  tf.io.gfile.rename(tmp, path, overwrite=True)
+
+
+def _json_default(value):
+  if hasattr(value, 'item'):
+    return value.item()
+  return str(value)
+
+
+def check_checkpoint_exists(hp):
+  """Fails early when --checkpoint does not name a readable checkpoint."""
+  if not hp.checkpoint:
+    return
+  ckpt = hp.checkpoint
+  if tf.io.gfile.isdir(ckpt):
+    ckpt = tf.train.latest_checkpoint(ckpt)
+  if not ckpt or not tf.io.gfile.exists(ckpt + '.index'):
+    raise hparams_flags.HParamsError(
+        '--checkpoint=%s: no checkpoint found (pass a checkpoint prefix such '
+        'as model_dir/model.ckpt-1000, or a directory holding one).' %
+        hp.checkpoint)
+
+
+def build_estimator(hp, resolver, num_classes, num_train_examples):
+  """The TPUEstimator with RunConfig/TPUConfig set from `hp`."""
+  ckpt_steps = hparams_flags.checkpoint_steps(hp, num_train_examples)
+  total_steps = hparams_flags.train_steps(hp, num_train_examples)
+  iterations = hp.iterations_per_loop or min(ckpt_steps, total_steps)
+  input_v2 = tf.estimator.tpu.InputPipelineConfig.PER_HOST_V2
+  config = tf.estimator.tpu.RunConfig(
+      master=hp.master if not resolver else None,
+      cluster=resolver,
+      model_dir=hp.model_dir,
+      save_checkpoints_steps=ckpt_steps,
+      keep_checkpoint_max=hp.keep_checkpoint_max,
+      save_summary_steps=ckpt_steps,
+      log_step_count_steps=min(100, ckpt_steps),
+      tf_random_seed=hp.seed,
+      tpu_config=tf.estimator.tpu.TPUConfig(
+          iterations_per_loop=iterations,
+          per_host_input_for_training=input_v2,
+          eval_training_input_configuration=(
+              tf.estimator.tpu.InputPipelineConfig.PER_HOST_V1),
+          experimental_host_call_every_n_steps=max(1, hp.train_summary_steps)))
+  return tf.estimator.tpu.TPUEstimator(
+      model_fn=model_fn_lib.build_model_fn(hp, num_classes, num_train_examples),
+      config=config,
+      use_tpu=hp.use_tpu,
+      train_batch_size=hp.train_batch_size,
+      eval_batch_size=hp.eval_batch_size,
+      predict_batch_size=hp.eval_batch_size,
+      export_to_tpu=False)
+
+
+def evaluate(hp, estimator, eval_input_fn, eval_steps, checkpoint_path):
+  """Evaluates one checkpoint and writes result_<step>.json and result.json."""
+  result = estimator.evaluate(eval_input_fn, steps=eval_steps,
+                              checkpoint_path=checkpoint_path,
+                              name=hp.eval_name)
+  result = {k: _json_default(v) for k, v in result.items()}
+  result['checkpoint_path'] = checkpoint_path
+  step = int(result['global_step'])
+  write_json_atomically(
+      os.path.join(hp.model_dir, 'result_%d.json' % step), result)
+  write_json_atomically(os.path.join(hp.model_dir, 'result.json'), result)
+  tf.logging.info('Evaluation of %s: %s', checkpoint_path, result)
+  return result
+
+
+def continuous_eval(hp, estimator, eval_input_fn, eval_steps, total_steps):
+  """Follows a training job: evaluates each new checkpoint until the last step."""
+  timeout = hp.eval_timeout_secs or None
+  result = None
+  for ckpt in tf.train.checkpoints_iterator(
+      hp.model_dir, min_interval_secs=hp.eval_interval_secs, timeout=timeout):
+    try:
+      result = evaluate(hp, estimator, eval_input_fn, eval_steps, ckpt)
+    except tf.errors.NotFoundError:
+      tf.logging.warning('Checkpoint %s was deleted before it could be '
+                         'evaluated; skipping it.', ckpt)
+      continue
+    if result['global_step'] >= total_steps:
+      return result
+  tf.logging.warning('No new checkpoint in %s for %s s (--eval_timeout_secs); '
+                     'stopping.', hp.model_dir, hp.eval_timeout_secs)
+  return result
+
+
+def report(hp, result):
+  """Prints where results, summaries and checkpoints are."""
+  if result is None:
+    print('No evaluation result.')
+    return
+  print('=' * 72)
+  print('Evaluated checkpoint at step %d' % result['global_step'])
+  print('  linear-eval top-1 accuracy: %.4f' % result['label_top_1_accuracy'])
+  print('  linear-eval top-5 accuracy: %.4f' % result['label_top_5_accuracy'])
+  if hp.is_pretrain:
+    print('  contrastive top-1 accuracy: %.4f' %
+          result['contrastive_top_1_accuracy'])
+  print('Results:     %s' % os.path.join(hp.model_dir, 'result.json'))
+  print('Checkpoints: %s' % hp.model_dir)
+  print('TensorBoard: tensorboard --logdir %s' % hp.model_dir)
+  print('=' * 72)
+
+
+def run(hp):
+  """Runs `hp.mode`; returns the last evaluation result (or None)."""
+  resolver, num_cores = resolve_tpu(hp)
+  hparams_flags.validate(hp, num_replicas=num_cores or 1)
+  check_checkpoint_exists(hp)
+  source = data_input.get_source(hp)
+  info = data_input.dataset_info(hp, source)
+  total_steps = hparams_flags.train_steps(hp, info.num_train_examples)
+  eval_steps = hparams_flags.eval_steps(hp, info.num_eval_examples)
+  tf.io.gfile.makedirs(hp.model_dir)
+  if hp.mode != 'eval':
+    write_json_atomically(os.path.join(hp.model_dir, 'flags.json'),
+                          hp.to_dict())
+  estimator = build_estimator(hp, resolver, info.num_classes,
+                              info.num_train_examples)
+  train_input_fn = data_input.build_input_fn(hp, True, info.num_classes,
+                                             source=source)
+  eval_input_fn = data_input.build_input_fn(
+      hp, False, info.num_classes, info.num_eval_examples, source=source)
+  tf.logging.info('%d training steps, %d eval steps, %d classes, %d train / %d '
+                  'eval examples', total_steps, eval_steps, info.num_classes,
+                  info.num_train_examples, info.num_eval_examples)
+  result = None
+  if hp.mode in ('train', 'train_then_eval'):
+    start = time.time()
+    estimator.train(train_input_fn, max_steps=total_steps)
+    tf.logging.info('Training took %.1f s', time.time() - start)
+  if hp.mode == 'train_then_eval':
+    result = evaluate(hp, estimator, eval_input_fn, eval_steps,
+                      estimator.latest_checkpoint())
+  elif hp.mode == 'eval':
+    result = continuous_eval(hp, estimator, eval_input_fn, eval_steps,
+                             total_steps)
+  return result
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError('Unexpected arguments: %s' % ' '.join(argv[1:]))
+  tf.disable_v2_behavior()
+  hp = hparams_flags.hparams_from_flags(FLAGS)
+  try:
+    result = run(hp)
+  except (hparams_flags.HParamsError, data_input.DataError,
+          TpuResolutionError) as e:
+    raise app.UsageError(str(e))
+  report(hp, result)
+
+
+def console_main():
+  """Console-script entry point."""
+  app.run(main)
+
+
+if __name__ == '__main__':
+  console_main()

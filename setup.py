@@ -1,0 +1,29 @@
+"""Installs the contrastive-learning TPUEstimator package and its `contrastive-run` command."""
+
+import setuptools
+
+INSTALL_REQUIRES = [
+    'tensorflow>=2.15,<2.16',
+    'tensorflow-estimator==2.15.0',
+    'tensorflow-hub==0.15.0',  # 0.16 dropped the TF1 Hub format we export.
+    'tensorflow-datasets==4.9.4',
+    'tensorflow-metadata==1.16.1',  # 1.21 needs protobuf>=5, TF 2.15 needs <5.
+    'protobuf>=4.25,<5',
+    'absl-py>=2.1,<3',
+    'numpy>=1.23,<2',
+    'cloud-tpu-client==0.10',
+]
+
+setuptools.setup(
+    name='tpu-contrastive',
+    version='0.1.0',
+    description=('SimCLR v1/v2, SupCon, RPC, FNC and SogCLR on TPUEstimator '
+                 '(TF 2.15, tf.compat.v1).'),
+    python_requires='>=3.9,<3.12',
+    py_modules=['run', 'model_fn', 'data_input', 'hparams_flags', 'augment',
+                'optimization'],
+    packages=['losses', 'resnet', 'imagenet_subsets'],
+    install_requires=INSTALL_REQUIRES,
+    extras_require={'test': ['pytest==8.3.4', 'pytest-xdist==3.6.1']},
+    entry_points={'console_scripts': ['contrastive-run=run:console_main']},
+)
