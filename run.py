@@ -163,8 +163,10 @@ def report(hp, result):
 
 def run(hp):
   """Runs `hp.mode`; returns the last evaluation result (or None)."""
+  hparams_flags.validate(hp)
   resolver, num_cores = resolve_tpu(hp)
-  hparams_flags.validate(hp, num_replicas=num_cores or 1)
+  if num_cores:
+    hparams_flags.validate(hp, num_replicas=num_cores)
   check_checkpoint_exists(hp)
   source = data_input.get_source(hp)
   info = data_input.dataset_info(hp, source)
