@@ -7,25 +7,11 @@ import tensorflow.compat.v1 as tf
 from losses import core
 from losses import nt_xent
 from losses import replica
+from tests import numpy_losses
 from tests import replica_harness
 
 
-def numpy_nt_xent(h, temperature, normalize=True):
-  """Per-example NT-Xent (sum of both directions), float64."""
-  h = h.astype(np.float64)
-  if normalize:
-    h = h / np.linalg.norm(h, axis=-1, keepdims=True)
-  a, b = h[:, 0], h[:, 1]
-  n = a.shape[0]
-  out = np.zeros(n)
-  for x, same, other in ((a, a, b), (b, b, a)):
-    for i in range(n):
-      cands = [x[i] @ other[j] / temperature for j in range(n)]
-      cands += [x[i] @ same[j] / temperature for j in range(n) if j != i]
-      cands = np.array(cands)
-      lse = cands.max() + np.log(np.exp(cands - cands.max()).sum())
-      out[i] += lse - x[i] @ other[i] / temperature
-  return out
+numpy_nt_xent = numpy_losses.nt_xent
 
 
 def _run(fn):
