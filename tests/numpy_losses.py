@@ -88,3 +88,87 @@ def nt_xent(h, temperature, normalize_h=True):
       cands += [x[i] @ same[j] / temperature for j in range(n) if j != i]
       out[i] += logsumexp(cands) - x[i] @ other[i] / temperature
   return out
+
+
+def _softplus(x):
+  return np.logaddexp(0.0, x)
+
+
+def _pq(kind, f, alpha, beta, gamma):
+  if kind == 'chi':
+    return f - 0.5 * beta * f ** 2, alpha * f + 0.5 * gamma * f ** 2
+  if kind == 'js':
+    return -_softplus(-f), _softplus(f)
+  return f, np.exp(f - 1.0)
+
+
+def rpc_exact(h, kind='chi', temperature=1.0, alpha=0.0, beta=1e-3, gamma=1.0,
+              normalize_h=False):
+  """Global-batch RPC-family loss with exact negative averages (scalar)."""
+  h = h.astype(np.float64)
+  if normalize_h:
+    h = normalize(h)
+  n = h.shape[0]
+  total = 0.0
+  for v in range(2):
+    pos_terms, neg_terms, neg_exps = [], [], []
+    for i in range(n):
+      f_pos = h[i, v] @ h[i, 1 - v] / temperature
+      negs = [h[i, v] @ h[j, u] / temperature for j in range(n) for u in range(2)
+              if j != i]
+      p, _ = _pq(kind, f_pos, alpha, beta, gamma)
+      pos_terms.append(p)
+      if kind == 'dv':
+        neg_exps.extend(negs)
+      else:
+        neg_terms.append(np.mean([_pq(kind, f, alpha, beta, gamma)[1]
+                                  for f in negs]))
+    if kind == 'dv':
+      neg = logsumexp(neg_exps) - np.log(len(neg_exps))
+    else:
+      neg = np.mean(neg_terms)
+    total += -0.5 * (np.mean(pos_terms) - neg)
+  return total
+
+
+def rpc_reference_core(h_local, h_global, replica_id, kind='chi', temperature=1.0,
+                       alpha=0.0, beta=1e-3, gamma=1.0):
+  """One core's loss as the released RPC code computes it (matrix form)."""
+  h_local = h_local.astype(np.float64)
+  h_global = h_global.astype(np.float64)
+  b, n = h_local.shape[0], h_global.shape[0]
+  total = 0.0
+  for v in range(2):
+    x = h_local[:, v]
+    same, other = h_global[:, v], h_global[:, 1 - v]
+    ab = x @ other.T / temperature
+    aa = x @ same.T / temperature
+    labels = np.zeros((b, 2 * n))
+    masks = np.zeros((b, n))
+    for i in range(b):
+      labels[i, replica_id * b + i] = 1
+      masks[i, replica_id * b + i] = 1
+    if kind == 'dv':
+      aa = aa - masks * 1e9
+    else:
+      aa = aa * (1 - masks)
+    logits = np.concatenate([ab, aa], 1)
+    if kind == 'chi':
+      joint = labels * logits
+      marg = (1 - labels) * logits
+      j = np.sum(joint - 0.5 * beta * joint ** 2) / b
+      m = np.sum(alpha * marg + 0.5 * gamma * marg ** 2) / (2 * b * (b - 1.))
+      total += -0.5 * (j - m)
+    elif kind == 'js':
+      pos = np.sum(labels * -_softplus(-logits)) / b
+      neg = np.sum((1 - labels) * _softplus(logits)) / ((2 * b - 1) * b)
+      total += -0.5 * (pos - neg)
+    elif kind == 'nwj':
+      pos = np.sum(labels * logits) / b
+      neg = np.sum((1 - labels) * np.exp(logits - 1)) / ((2 * b - 1) * b)
+      total += -0.5 * (pos - neg)
+    else:
+      pos = np.sum(labels * logits) / b
+      neg = logsumexp(((1 - labels) * logits).ravel()) - np.log((2 * b - 1) * b)
+      total += -0.5 * (pos - neg)
+  return total
