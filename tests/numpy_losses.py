@@ -172,3 +172,73 @@ def rpc_reference_core(h_local, h_global, replica_id, kind='chi', temperature=1.
       neg = logsumexp(((1 - labels) * logits).ravel()) - np.log((2 * b - 1) * b)
       total += -0.5 * (pos - neg)
   return total
+
+
+def fnc(h, temperature=0.1, topk=10, threshold=0.7, strategy='attraction'):
+  """Per-sample FNC loss [B] of h [B, V, D] on one global batch."""
+  h = normalize(h.astype(np.float64))
+  n, v, _ = h.shape
+  cands = [(j, u) for u in range(v) for j in range(n)]  # view-major order
+  out = np.zeros(n)
+  for i in range(n):
+    scores = []
+    for (j, u) in cands:
+      s = -np.inf if j == i else max(h[i, a] @ h[j, u] for a in range(v))
+      scores.append(s)
+    k = min(topk, v * n - v)
+    order = np.argsort(-np.array(scores), kind='stable')[:k]
+    fn = {cands[c] for c in order if scores[c] > threshold}
+    total = 0.0
+    for a in range(v):
+      pos, den = [], []
+      for (j, u) in cands:
+        if (j, u) == (i, a):
+          continue
+        l = h[i, a] @ h[j, u] / temperature
+        is_fn = (j, u) in fn
+        if j == i or (is_fn and strategy == 'attraction'):
+          pos.append(l)
+        if strategy == 'elimination' and is_fn:
+          continue
+        den.append(l)
+      total += -np.mean(pos) + logsumexp(den)
+    out[i] = 2.0 / v * total
+  return out
+
+
+def sogclr(h, ids, u, temperature=0.1, gamma=0.9, storage='mean', frozen=None):
+  """(loss, new u, weights) of SogCLR on one global batch; `frozen` fixes the weights."""
+  h = normalize(h.astype(np.float64))
+  n = h.shape[0]
+  u = np.array(u, np.float64)
+  per_dir_u = np.zeros((2, n))
+  weights = {} if frozen is None else frozen
+  loss = 0.0
+  for v in range(2):
+    for i in range(n):
+      negs = [(j, w) for w in range(2) for j in range(n) if j != i]
+      e = np.array([np.exp(h[i, v] @ h[j, w] / temperature) for j, w in negs])
+      g = e.mean()
+      u_i = (1 - gamma) * u[ids[i]] + gamma * g
+      per_dir_u[v, i] = u_i
+      if frozen is None:
+        weights[(v, i)] = e / u_i
+      s = np.array([h[i, v] @ h[j, w] for j, w in negs])
+      loss += -(h[i, v] @ h[i, 1 - v] - np.sum(weights[(v, i)] * s) / len(negs))
+  new_u = u.copy()
+  stored = per_dir_u.sum(0) if storage == 'sum' else per_dir_u.mean(0)
+  new_u[np.asarray(ids)] = stored
+  return loss / n, new_u, weights
+
+
+def dcl(h, temperature):
+  """Decoupled contrastive loss (mean over 2N anchors, summed directions)."""
+  h = normalize(h.astype(np.float64))
+  n = h.shape[0]
+  total = 0.0
+  for v in range(2):
+    for i in range(n):
+      negs = [h[i, v] @ h[j, w] / temperature for w in range(2) for j in range(n)
+              if j != i]
+      total += -h[i, v] @ h[i, 1 - v] / temperature + logsumexp(negs) - np.log(len(negs))
+  return total / n
