@@ -9,9 +9,9 @@ its per-example state on it).  `build_input_fn` turns a source into the batched
   features = {'image': float32 [B, S, S, 3 * V], 'id': int64 [B]}
   labels   = {'label': int32 [B], 'onehot': float32 [B, C], 'mask': float32 [B]}
 
-V is `hp.views_per_example` in training and 1 + (V - 1 in pretraining) at eval:
-the first eval view is the eval crop, the others are training augmentations, so
-contrastive metrics mean something at eval time.  Eval batches cover the whole
+V is `hp.views_per_example` in training; at eval it is 1, or 2 for contrastive
+pretraining: the eval crop and one training augmentation, so contrastive
+metrics mean something at eval time.  Eval batches cover the whole
 split: the stream is padded with mask-0 examples up to the last full batch.
 """
 
@@ -241,18 +241,18 @@ def host_placement(params):
 def _views(hp, image, is_training):
   """Channel-stacked augmented views of one decoded image."""
   image = tf.image.convert_image_dtype(_decode(image), tf.float32)
-  if is_training:
-    views = [augment.preprocess_image(
+
+  def train_view():
+    return augment.preprocess_image(
         image, hp.image_size, is_training=True, color_distort=hp.is_pretrain,
         color_jitter_strength=hp.color_jitter_strength)
-             for _ in range(hp.views_per_example)]
+
+  if is_training:
+    views = [train_view() for _ in range(hp.views_per_example)]
   else:
     views = [augment.preprocess_image(image, hp.image_size, is_training=False)]
-    if hp.is_pretrain:
-      views += [augment.preprocess_image(
-          image, hp.image_size, is_training=True, color_distort=True,
-          color_jitter_strength=hp.color_jitter_strength)
-                for _ in range(hp.num_views - 1)]
+    if hp.is_contrastive:
+      views.append(train_view())
   return tf.concat(views, axis=-1)
 
 

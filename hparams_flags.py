@@ -18,7 +18,14 @@ OPTIMIZERS = ('lars', 'momentum', 'adam')
 LR_SCALINGS = ('linear', 'sqrt')
 PROJ_HEAD_MODES = ('none', 'linear', 'nonlinear')
 RESNET_DEPTHS = (18, 34, 50, 101, 152, 200)
-LOSSES = ('nt_xent',)
+LOSSES = ('nt_xent', 'supcon', 'cross_entropy', 'rpc', 'fnc', 'sogclr')
+CONTRAST_MODES = ('all', 'one')
+SUMMATIONS = ('outside', 'inside')
+DENOMINATORS = ('all', 'one_positive', 'only_negatives')
+RPC_KINDS = ('chi', 'nce', 'js', 'nwj', 'dv')
+RPC_NORMALIZERS = ('exact', 'reference')
+FNC_STRATEGIES = ('attraction', 'elimination')
+SOGCLR_STORAGES = ('mean', 'sum')
 TFDS_DATASETS = ('cifar10', 'cifar100', 'imagenet2012', 'imagenet2012_subset/1pct',
                  'imagenet2012_subset/10pct')
 LOCAL_DATASETS = ('fashion_mnist', 'synthetic')
@@ -42,7 +49,55 @@ def define_flags(fv=flags.FLAGS):
   flags.DEFINE_enum('train_mode', 'pretrain', TRAIN_MODES,
                     'pretrain: contrastive pretraining; finetune: supervised '
                     'fine-tuning / linear evaluation from --checkpoint.', **d)
-  flags.DEFINE_enum('loss', 'nt_xent', LOSSES, 'Contrastive objective.', **d)
+  flags.DEFINE_enum('loss', 'nt_xent', LOSSES, 'Pretraining objective: '
+                    'nt_xent (SimCLR), supcon, cross_entropy (supervised '
+                    'baseline), rpc, fnc or sogclr.', **d)
+  flags.DEFINE_bool('use_labels', None, 'SupCon-compatible alias: True '
+                    'selects --loss=supcon with labels; with --loss=supcon, '
+                    'False drops the labels (SimCLR positives).', **d)
+  # SupCon.
+  flags.DEFINE_enum('contrast_mode', 'all', CONTRAST_MODES, 'SupCon anchors: '
+                    'all views or only the first.', **d)
+  flags.DEFINE_enum('summation', 'outside', SUMMATIONS, 'SupCon: mean over '
+                    'positives outside (Eq. 2) or inside (Eq. 3) the log.', **d)
+  flags.DEFINE_enum('denominator', 'all', DENOMINATORS, 'SupCon denominator.',
+                    **d)
+  flags.DEFINE_integer('positives_cap', -1, 'SupCon: keep at most this many '
+                       'positives per anchor (a multiple of the views; -1: '
+                       'all).', **d)
+  flags.DEFINE_bool('scale_by_temperature', True, 'SupCon: multiply the loss '
+                    'by temperature / base_temperature.', **d)
+  flags.DEFINE_float('base_temperature', 1.0, 'SupCon base temperature '
+                     '(1.0: the TF reference; 0.07: the PyTorch one).', **d)
+  flags.DEFINE_float('label_smoothing', 0.0, 'Label smoothing of the '
+                     'cross-entropy losses.', **d)
+  # RPC.
+  flags.DEFINE_enum('rpc_kind', 'chi', RPC_KINDS, 'RPC bound: chi (RPC), '
+                    'nce, js, nwj or dv.', **d)
+  flags.DEFINE_float('rpc_alpha', 0.0, 'RPC alpha.', **d)
+  flags.DEFINE_float('rpc_beta', 1e-3, 'RPC beta.', **d)
+  flags.DEFINE_float('rpc_gamma', 1.0, 'RPC gamma.', **d)
+  flags.DEFINE_bool('rpc_hidden_norm', False, 'RPC: L2-normalise the '
+                    'projections (the RPC scripts do not).', **d)
+  flags.DEFINE_enum('rpc_normalizer', 'exact', RPC_NORMALIZERS, 'exact: '
+                    'average over the true negatives on any number of '
+                    'replicas; reference: the released code\'s per-core '
+                    'counts.', **d)
+  # FNC.
+  flags.DEFINE_integer('fnc_support_views', 8, 'FNC support views (V = 2 + '
+                       'this).', **d)
+  flags.DEFINE_integer('fnc_topk', 10, 'FNC: false negatives per sample are '
+                       'among the top-k candidates.', **d)
+  flags.DEFINE_float('fnc_threshold', 0.7, 'FNC: minimum similarity of a '
+                     'false negative.', **d)
+  flags.DEFINE_enum('fnc_strategy', 'attraction', FNC_STRATEGIES, 'FNC: '
+                    'attraction (false negatives become positives) or '
+                    'elimination (dropped from the denominator).', **d)
+  # SogCLR.
+  flags.DEFINE_float('sogclr_gamma', 0.9, 'SogCLR moving-average weight of '
+                     'the new batch estimate.', **d)
+  flags.DEFINE_enum('sogclr_storage', 'mean', SOGCLR_STORAGES, 'SogCLR u '
+                    'storage: mean (stable) or sum (the TF reference).', **d)
   # Data.
   flags.DEFINE_enum('dataset', 'imagenet2012', DATASETS, 'Dataset name.', **d)
   flags.DEFINE_string('data_dir', None, 'tfds data_dir (tfds datasets) or the '
@@ -153,6 +208,26 @@ class HParams:
   mode: str
   train_mode: str
   loss: str
+  use_labels: bool
+  contrast_mode: str
+  summation: str
+  denominator: str
+  positives_cap: int
+  scale_by_temperature: bool
+  base_temperature: float
+  label_smoothing: float
+  rpc_kind: str
+  rpc_alpha: float
+  rpc_beta: float
+  rpc_gamma: float
+  rpc_hidden_norm: bool
+  rpc_normalizer: str
+  fnc_support_views: int
+  fnc_topk: int
+  fnc_threshold: float
+  fnc_strategy: str
+  sogclr_gamma: float
+  sogclr_storage: str
   dataset: str
   data_dir: str
   tfds_manual_dir: str
@@ -220,9 +295,30 @@ class HParams:
     return self.train_mode == 'pretrain'
 
   @property
+  def objective(self):
+    """The pretraining objective, with the --use_labels alias resolved."""
+    if self.loss == 'nt_xent' and self.use_labels:
+      return 'supcon'
+    return self.loss
+
+  @property
+  def supcon_uses_labels(self):
+    """Whether SupCon builds positives from labels (default) or instances."""
+    return self.use_labels is not False
+
+  @property
+  def is_contrastive(self):
+    """Whether training minimises a contrastive objective."""
+    return self.is_pretrain and self.objective != 'cross_entropy'
+
+  @property
   def views_per_example(self):
     """Views the input pipeline produces per training example."""
-    return self.num_views if self.is_pretrain else 1
+    if not self.is_contrastive:
+      return 1
+    if self.objective == 'fnc':
+      return 2 + self.fnc_support_views
+    return self.num_views
 
   @property
   def resolved_eval_split(self):
@@ -308,8 +404,34 @@ def validate(hp, num_replicas=1):
                                       hp.num_proj_layers))
   _require(-1 <= hp.fine_tune_after_block <= 4, 'fine_tune_after_block',
            'must be in [-1, 4].')
-  _require(hp.num_views >= 2 or not hp.is_pretrain, 'num_views',
-           'contrastive pretraining needs >= 2 views.')
+  _require(hp.num_views >= 2 or not hp.is_contrastive or (
+      hp.objective == 'supcon' and hp.supcon_uses_labels), 'num_views',
+           'contrastive pretraining without labels needs >= 2 views.')
+  _require(hp.num_views == 2 or hp.objective not in ('nt_xent', 'rpc',
+                                                      'sogclr'), 'num_views',
+           '--loss=%s uses exactly 2 views.' % hp.objective)
+  for name, allowed in (('contrast_mode', CONTRAST_MODES),
+                        ('summation', SUMMATIONS),
+                        ('denominator', DENOMINATORS),
+                        ('rpc_kind', RPC_KINDS),
+                        ('rpc_normalizer', RPC_NORMALIZERS),
+                        ('fnc_strategy', FNC_STRATEGIES),
+                        ('sogclr_storage', SOGCLR_STORAGES)):
+    _check_enum(hp, name, allowed)
+  if hp.objective == 'supcon':
+    _require(hp.positives_cap == -1 or (
+        hp.positives_cap >= 0 and hp.positives_cap % hp.num_views == 0),
+             'positives_cap', 'must be -1 or a multiple of --num_views (%d).'
+             % hp.num_views)
+  _require(hp.base_temperature > 0, 'base_temperature', 'must be > 0.')
+  _require(0 <= hp.label_smoothing < 1, 'label_smoothing', 'must be in [0, 1).')
+  _require(hp.fnc_support_views >= 0, 'fnc_support_views', 'must be >= 0.')
+  _require(hp.fnc_topk >= 1, 'fnc_topk', 'must be >= 1.')
+  _require(0 < hp.sogclr_gamma <= 1, 'sogclr_gamma', 'must be in (0, 1].')
+  if hp.objective == 'rpc' and hp.rpc_kind == 'chi':
+    _require(hp.rpc_beta > 0 and hp.rpc_gamma > 0, 'rpc_beta',
+             'RPC (chi) is only bounded with --rpc_beta > 0 and --rpc_gamma > '
+             '0.')
   _require(hp.keep_checkpoint_max >= 1, 'keep_checkpoint_max', 'must be >= 1.')
   _require(hp.checkpoint_steps >= 0, 'checkpoint_steps', 'must be >= 0.')
   _require(hp.checkpoint_steps > 0 or hp.checkpoint_epochs > 0,

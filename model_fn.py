@@ -26,7 +26,7 @@ def projection_head(hp, hiddens, is_training, ctx):
   """SimCLR projection head; returns (output, [encoder output, layer 1, ...])."""
   outputs = [hiddens]
   x = hiddens
-  bn = lambda x, center: resnet.batch_norm(  # pylint: disable=g-long-lambda
+  bn = lambda x, center: resnet.batch_norm.batch_norm(  # pylint: disable=g-long-lambda
       x, is_training, ctx, decay=hp.batch_norm_decay, center=center)
   with tf.variable_scope(CONTRASTIVE_HEAD):
     if hp.proj_head_mode == 'linear':
@@ -161,12 +161,14 @@ def build_model_fn(hp, num_classes, num_train_examples):
     hiddens = tf.cast(hiddens, tf.float32)
     proj_out, head_outputs = projection_head(hp, hiddens, is_training, bn_ctx)
 
-    if hp.is_pretrain:
-      sup_input = tf.stop_gradient(hiddens)
-    else:
+    if not hp.is_pretrain:
       sup_input = head_outputs[hp.ft_proj_selector]
+    elif hp.is_contrastive:
+      sup_input = tf.stop_gradient(hiddens)  # online linear evaluation
+    else:
+      sup_input = hiddens  # the supervised cross-entropy baseline
     logits_sup = None
-    if not hp.is_pretrain or hp.lineareval_while_pretraining:
+    if not hp.is_contrastive or hp.lineareval_while_pretraining:
       logits_sup = supervised_head(hp, sup_input, num_classes)
 
     if mode == tf.estimator.ModeKeys.PREDICT:
@@ -187,8 +189,9 @@ def build_model_fn(hp, num_classes, num_train_examples):
     update_ops = []
     if logits_sup is not None:
       logits_used = logits_sup[:local_batch * sup_views]
-      sup_loss = tf.losses.sparse_softmax_cross_entropy(
-          sup_label, logits_used, weights=sup_mask,
+      sup_loss = tf.losses.softmax_cross_entropy(
+          tf.one_hot(sup_label, num_classes), logits_used, weights=sup_mask,
+          label_smoothing=hp.label_smoothing,
           reduction=tf.losses.Reduction.SUM_BY_NONZERO_WEIGHTS,
           loss_collection=None)
       losses_to_add['supervised_loss'] = sup_loss
@@ -197,16 +200,18 @@ def build_model_fn(hp, num_classes, num_train_examples):
                                                              tf.float32))
     contrast_per_example = tf.zeros([local_batch])
     contrast_acc = tf.zeros([])
-    if hp.is_pretrain:
+    if hp.is_contrastive:
       emb = tf.stack(tf.split(proj_out, num_views, axis=0), axis=1)
-      out = losses.contrastive_loss(hp, emb, loss_ctx, labels=labels,
-                                    ids=features.get('id') if isinstance(
-                                        features, dict) else None)
+      ids = features.get('id') if isinstance(features, dict) else None
+      out = losses.contrastive_loss(
+          hp, emb, loss_ctx, labels=label, ids=ids,
+          num_train_examples=num_train_examples, is_training=is_training)
       losses_to_add['contrast_loss'] = out.loss
       contrast_per_example = out.per_example
       contrast_acc = out.metrics['contrast_acc']
       metrics.update(out.metrics)
-      update_ops += list(out.update_ops)
+      if is_training:
+        update_ops += list(out.update_ops)
 
     variables = _trainable_variables(hp)
     reg_loss = optimization.weight_decay_loss(hp, variables)

@@ -1,0 +1,408 @@
+"""SimCLR augmentations, per image (input pipeline) and per batch (accelerator).
+
+Images are float32 in [0, 1]; any other input dtype is converted first.  Every
+random transform is split into a `sample_*` function that draws its random
+parameters and an `apply_*` / `adjust_*` function that applies them.  The apply
+functions accept one image [H, W, 3] with scalar parameters or a batch
+[B, H, W, 3] with per-image parameters of shape [B], and give the same result
+per image either way.
+
+Pipeline (architecture.md section 4.1): random resized crop (bicubic), flip,
+colour jitter in a random order (p=0.8), grayscale (p=0.2); the Gaussian blur
+runs later on whole batches (`batch_random_blur`).
+"""
+
+import tensorflow.compat.v1 as tf
+
+CROP_AREA_RANGE = (0.08, 1.0)
+CROP_ASPECT_RATIO_RANGE = (3. / 4., 4. / 3.)
+CROP_MIN_OBJECT_COVERED = 0.1
+CROP_MAX_ATTEMPTS = 100
+EVAL_CROP_PROPORTION = 0.875
+# At or below this size (CIFAR) evaluation does not crop.
+EVAL_NO_CROP_MAX_SIZE = 32
+
+JITTER_PROBABILITY = 0.8
+GRAYSCALE_PROBABILITY = 0.2
+BLUR_PROBABILITY = 0.5
+BLUR_SIGMA_RANGE = (0.1, 2.0)
+
+# Positions of the jitter ops in the `order` permutation.
+BRIGHTNESS, CONTRAST, SATURATION, HUE = 0, 1, 2, 3
+NUM_JITTER_OPS = 4
+
+# The weights of tf.image.rgb_to_grayscale.
+LUMA_WEIGHTS = (0.2989, 0.5870, 0.1140)
+
+
+def to_float(image):
+  """Converts an image of any dtype to float32 ([0, 1] for integer inputs)."""
+  return tf.image.convert_image_dtype(image, tf.float32)
+
+
+def _clip(images):
+  return tf.clip_by_value(images, 0., 1.)
+
+
+def _per_image(param, dtype=tf.float32):
+  """Adds 3 unit dims so a scalar or [B] param broadcasts on [..., H, W, C]."""
+  param = tf.convert_to_tensor(param)
+  if param.dtype != tf.bool:
+    param = tf.cast(param, dtype)
+  for _ in range(3):
+    param = tf.expand_dims(param, -1)
+  return param
+
+
+def _batch_shape_with(batch_shape, suffix):
+  """batch_shape (a tuple/list or an int32 tensor) followed by `suffix`."""
+  if isinstance(batch_shape, (tuple, list)):
+    return list(batch_shape) + list(suffix)
+  return tf.concat([tf.cast(batch_shape, tf.int32), suffix], axis=0)
+
+
+# ------------------------------------------------------------------ resizing
+
+
+def resize_bicubic(images, size):
+  """Bicubic resize of [H, W, C] or [B, H, W, C] to size x size, clipped."""
+  # Half-pixel centres select the Keys a=-0.5 kernel: the same result as TF2's
+  # tf.image.resize(method=BICUBIC).  Bicubic overshoots, hence the clip.
+  images = to_float(images)
+  single = images.shape.ndims == 3
+  if single:
+    images = images[tf.newaxis]
+  out = tf.image.resize_bicubic(images, [size, size], half_pixel_centers=True)
+  out = _clip(out)
+  return out[0] if single else out
+
+
+# -------------------------------------------------------------- crop / flip
+
+
+def sample_crop_window(image_shape, area_range=CROP_AREA_RANGE,
+                       aspect_ratio_range=CROP_ASPECT_RATIO_RANGE,
+                       min_object_covered=CROP_MIN_OBJECT_COVERED,
+                       max_attempts=CROP_MAX_ATTEMPTS):
+  """Samples an Inception-style crop of an [H, W, C] image; (begin, size)."""
+  whole_image = tf.constant([0., 0., 1., 1.], tf.float32, shape=[1, 1, 4])
+  # min_object_covered refers to the whole-image box, so it also bounds the
+  # crop area from below (0.1 > 0.08), as in the reference.
+  begin, size, _ = tf.image.sample_distorted_bounding_box(
+      tf.cast(image_shape, tf.int32),
+      bounding_boxes=whole_image,
+      min_object_covered=min_object_covered,
+      aspect_ratio_range=aspect_ratio_range,
+      area_range=area_range,
+      max_attempts=max_attempts,
+      use_image_if_no_bounding_boxes=True)
+  return begin, size
+
+
+def random_crop_with_resize(image, size, area_range=CROP_AREA_RANGE,
+                            aspect_ratio_range=CROP_ASPECT_RATIO_RANGE):
+  """Random resized crop of one image [H, W, 3] to [size, size, 3]."""
+  image = to_float(image)
+  begin, window = sample_crop_window(tf.shape(image), area_range,
+                                     aspect_ratio_range)
+  image = resize_bicubic(tf.slice(image, begin, window), size)
+  image.set_shape([size, size, 3])
+  return image
+
+
+def random_flip(image):
+  """Horizontal flip with p=0.5 (one image, or each image of a batch)."""
+  return tf.image.random_flip_left_right(to_float(image))
+
+
+def center_crop(image, size, crop_proportion=EVAL_CROP_PROPORTION):
+  """Centre square crop of crop_proportion * shorter side, resized to size."""
+  image = to_float(image)
+  shape = tf.shape(image)
+  height, width = shape[0], shape[1]
+  shorter = tf.cast(tf.minimum(height, width), tf.float32)
+  crop = tf.cast(tf.round(crop_proportion * shorter), tf.int32)
+  offset_y = (height - crop + 1) // 2
+  offset_x = (width - crop + 1) // 2
+  image = tf.slice(image, tf.stack([offset_y, offset_x, 0]),
+                   tf.stack([crop, crop, -1]))
+  image = resize_bicubic(image, size)
+  image.set_shape([size, size, 3])
+  return image
+
+
+# ------------------------------------------------------------- colour ops
+# Each takes images [..., H, W, 3] and a scalar or [B] parameter, and clips.
+
+
+def adjust_brightness(images, factor):
+  """Multiplies by `factor` (the simclrv2 brightness)."""
+  return _clip(to_float(images) * _per_image(factor))
+
+
+def adjust_contrast(images, factor):
+  """Scales deviations from the per-channel mean (tf.image.adjust_contrast)."""
+  images = to_float(images)
+  mean = tf.reduce_mean(images, axis=[-3, -2], keepdims=True)
+  return _clip((images - mean) * _per_image(factor) + mean)
+
+
+def _saturate_hsv(hsv, factor):
+  hue, saturation, value = tf.unstack(hsv, axis=-1)
+  saturation = _clip(saturation * _per_image(factor)[..., 0])
+  return _clip(tf.image.hsv_to_rgb(tf.stack([hue, saturation, value], -1)))
+
+
+def _shift_hue_hsv(hsv, delta):
+  hue, saturation, value = tf.unstack(hsv, axis=-1)
+  hue = tf.floormod(hue + _per_image(delta)[..., 0], 1.)
+  return _clip(tf.image.hsv_to_rgb(tf.stack([hue, saturation, value], -1)))
+
+
+def adjust_saturation(images, factor):
+  """Scales HSV saturation, clipped to [0, 1] (tf.image.adjust_saturation)."""
+  return _saturate_hsv(tf.image.rgb_to_hsv(to_float(images)), factor)
+
+
+def adjust_hue(images, delta):
+  """Shifts HSV hue by `delta` modulo 1 (tf.image.adjust_hue)."""
+  return _shift_hue_hsv(tf.image.rgb_to_hsv(to_float(images)), delta)
+
+
+def to_grayscale(images):
+  """Luma as in tf.image.rgb_to_grayscale, replicated to 3 channels."""
+  images = to_float(images)
+  gray = tf.reduce_sum(images * tf.constant(LUMA_WEIGHTS, tf.float32), axis=-1,
+                       keepdims=True)
+  return _clip(tf.concat([gray, gray, gray], axis=-1))
+
+
+# --------------------------------------------------------- colour jitter
+
+
+def sample_color_jitter_params(strength, batch_shape=(),
+                               jitter_probability=JITTER_PROBABILITY,
+                               grayscale_probability=GRAYSCALE_PROBABILITY):
+  """Draws colour-distortion params of shape batch_shape: () or [B]."""
+  # Returns a dict of tensors of shape batch_shape: `apply_jitter` and
+  # `apply_grayscale` (bool), the factors `brightness`, `contrast`,
+  # `saturation`, the shift `hue`, and `order` [..., 4], a uniformly random
+  # permutation of BRIGHTNESS, CONTRAST, SATURATION, HUE.  `strength` is a
+  # Python float or a scalar tensor.
+  s = tf.cast(strength, tf.float32)
+  shape = _batch_shape_with(batch_shape, [])
+
+  def uniform(low, high):
+    return tf.random.uniform(shape, low, high, dtype=tf.float32)
+
+  return {
+      'apply_jitter': tf.random.uniform(shape) < jitter_probability,
+      'brightness': uniform(tf.maximum(0., 1. - 0.8 * s), 1. + 0.8 * s),
+      'contrast': uniform(1. - 0.8 * s, 1. + 0.8 * s),
+      'saturation': uniform(1. - 0.8 * s, 1. + 0.8 * s),
+      'hue': uniform(-0.2 * s, 0.2 * s),
+      # The argsort of i.i.d. uniforms is a uniform random permutation.
+      'order': tf.argsort(
+          tf.random.uniform(_batch_shape_with(batch_shape, [NUM_JITTER_OPS])),
+          axis=-1, stable=True),
+      'apply_grayscale': tf.random.uniform(shape) < grayscale_probability,
+  }
+
+
+def _single_jitter_op(images, params, op):
+  """Applies the jitter op with static index `op`."""
+  if op == BRIGHTNESS:
+    return adjust_brightness(images, params['brightness'])
+  if op == CONTRAST:
+    return adjust_contrast(images, params['contrast'])
+  if op == SATURATION:
+    return adjust_saturation(images, params['saturation'])
+  return adjust_hue(images, params['hue'])
+
+
+def _all_jitter_ops(images, params):
+  """The four jitter ops on `images`; one HSV conversion feeds two of them."""
+  hsv = tf.image.rgb_to_hsv(images)
+  return [adjust_brightness(images, params['brightness']),
+          adjust_contrast(images, params['contrast']),
+          _saturate_hsv(hsv, params['saturation']),
+          _shift_hue_hsv(hsv, params['hue'])]
+
+
+def _jitter_in_order(images, params):
+  """Applies the four jitter ops in the order of params['order']."""
+  order = tf.cast(params['order'], tf.int32)
+  scalar = order.shape.ndims == 1
+  for slot in range(NUM_JITTER_OPS):
+    op = order[..., slot]
+    if scalar:
+      # One image: run only the chosen op.
+      images = tf.switch_case(
+          op, [lambda k=k, x=images: _single_jitter_op(x, params, k)
+               for k in range(NUM_JITTER_OPS)])
+    else:
+      # A batch: every op runs on every image, each image keeps its own.
+      candidates = _all_jitter_ops(images, params)
+      selected = candidates[0]
+      for k in range(1, NUM_JITTER_OPS):
+        selected = tf.where_v2(_per_image(tf.equal(op, k)), candidates[k],
+                               selected)
+      images = selected
+  return images
+
+
+def apply_color_jitter(images, params):
+  """Applies colour-distortion params to [H, W, 3] or to [B, H, W, 3]."""
+  images = _clip(to_float(images))
+  if tf.convert_to_tensor(params['apply_jitter']).shape.ndims == 0:
+    images = tf.cond(params['apply_jitter'],
+                     lambda: _jitter_in_order(images, params),
+                     lambda: images)
+    images = tf.cond(params['apply_grayscale'],
+                     lambda: to_grayscale(images), lambda: images)
+  else:
+    images = tf.where_v2(_per_image(params['apply_jitter']),
+                         _jitter_in_order(images, params), images)
+    images = tf.where_v2(_per_image(params['apply_grayscale']),
+                         to_grayscale(images), images)
+  return _clip(images)
+
+
+def random_color_distortion(image, strength):
+  """SimCLR colour distortion of one image [H, W, 3]."""
+  return apply_color_jitter(image, sample_color_jitter_params(strength))
+
+
+def batch_random_color_distortion(images, strength):
+  """SimCLR colour distortion of [B, H, W, 3], parameters drawn per image."""
+  images = to_float(images)
+  params = sample_color_jitter_params(strength, tf.shape(images)[:1])
+  return apply_color_jitter(images, params)
+
+
+# ------------------------------------------------------------------- blur
+
+
+def blur_kernel_size(image_size):
+  """SimCLR's blur kernel size: 2 * ((image_size // 10) // 2) + 1."""
+  return 2 * ((image_size // 10) // 2) + 1
+
+
+def gaussian_kernel_1d(kernel_size, sigma):
+  """Normalised 1-D Gaussian of `kernel_size` taps (odd) and std `sigma`."""
+  radius = kernel_size // 2
+  x = tf.cast(tf.range(-radius, radius + 1), tf.float32)
+  sigma = tf.cast(sigma, tf.float32)
+  kernel = tf.exp(-tf.square(x) / (2. * tf.square(sigma)))
+  return kernel / tf.reduce_sum(kernel)
+
+
+def gaussian_blur(images, kernel_size, sigma, padding='SAME'):
+  """Separable depthwise Gaussian blur of [B, H, W, C] or [H, W, C]."""
+  # kernel_size is a static odd int (1 or less: identity); sigma a scalar.
+  # padding 'SAME' zero-pads as the reference does (borders darken);
+  # 'REFLECT' mirrors and so keeps a constant image constant everywhere.
+  images = to_float(images)
+  if kernel_size <= 1:
+    return images
+  if kernel_size % 2 != 1:
+    raise ValueError('kernel_size must be odd, got %d' % kernel_size)
+  if padding not in ('SAME', 'REFLECT'):
+    raise ValueError('padding must be SAME or REFLECT, got %r' % padding)
+  single = images.shape.ndims == 3
+  if single:
+    images = images[tf.newaxis]
+  channels = images.shape[-1]
+  if channels is None:
+    raise ValueError('gaussian_blur needs a static channel dimension')
+  kernel = gaussian_kernel_1d(kernel_size, sigma)
+  kernel = tf.tile(kernel[:, tf.newaxis, tf.newaxis], [1, channels, 1])
+  kernel_h = kernel[:, tf.newaxis]  # [K, 1, C, 1]
+  kernel_w = kernel[tf.newaxis]  # [1, K, C, 1]
+  conv_padding = 'SAME'
+  if padding == 'REFLECT':
+    radius = kernel_size // 2
+    images = tf.pad(images, [[0, 0], [radius, radius], [radius, radius],
+                             [0, 0]], mode='REFLECT')
+    conv_padding = 'VALID'
+  strides = [1, 1, 1, 1]
+  out = tf.nn.depthwise_conv2d(images, kernel_h, strides, conv_padding)
+  out = tf.nn.depthwise_conv2d(out, kernel_w, strides, conv_padding)
+  return out[0] if single else out
+
+
+def sample_blur_params(batch_size, blur_probability=BLUR_PROBABILITY,
+                       sigma_range=BLUR_SIGMA_RANGE):
+  """Draws one sigma for the whole batch and a per-image apply flag [B]."""
+  return {
+      'sigma': tf.random.uniform([], sigma_range[0], sigma_range[1]),
+      'apply': tf.random.uniform([batch_size]) < blur_probability,
+  }
+
+
+def apply_blur(images, params, kernel_size, padding='SAME'):
+  """Blurs the images of [B, H, W, C] whose params['apply'] is set; clips."""
+  images = to_float(images)
+  blurred = gaussian_blur(images, kernel_size, params['sigma'], padding)
+  return _clip(tf.where_v2(_per_image(params['apply']), blurred, images))
+
+
+def batch_random_blur(images, image_size, blur_probability=BLUR_PROBABILITY,
+                      padding='SAME'):
+  """SimCLR blur of one view's batch: one sigma, each image with p."""
+  images = to_float(images)
+  params = sample_blur_params(tf.shape(images)[0], blur_probability)
+  return apply_blur(images, params, blur_kernel_size(image_size), padding)
+
+
+# ------------------------------------------------------------ entry points
+
+
+def _as_rgb_image(image):
+  """float32 image with a static [?, ?, 3] shape (decoders may not give it)."""
+  return tf.ensure_shape(to_float(image), [None, None, 3])
+
+
+def _resize_if_needed(image, size):
+  if image.shape[:2].as_list() == [size, size]:
+    return image
+  # A same-size half-pixel bicubic resize is the identity, so this is also
+  # right when the size is only known at run time.
+  return resize_bicubic(image, size)
+
+
+def preprocess_for_train(image, size, color_jitter_strength=1.0, crop=True,
+                         flip=True, color_distort=True):
+  """SimCLR training view of one image: [size, size, 3] float32 in [0, 1]."""
+  image = _as_rgb_image(image)
+  if crop:
+    image = random_crop_with_resize(image, size)
+  else:
+    image = _resize_if_needed(image, size)
+  if flip:
+    image = random_flip(image)
+  if color_distort:
+    image = random_color_distortion(image, color_jitter_strength)
+  image = tf.reshape(image, [size, size, 3])
+  return _clip(image)
+
+
+def preprocess_for_eval(image, size, crop=True):
+  """Eval view: centre crop (when size > 32 and crop), bicubic resize."""
+  image = _as_rgb_image(image)
+  if crop and size > EVAL_NO_CROP_MAX_SIZE:
+    image = center_crop(image, size)
+  else:
+    image = _resize_if_needed(image, size)
+  image = tf.reshape(image, [size, size, 3])
+  return _clip(image)
+
+
+def preprocess_image(image, size, is_training, color_distort=True,
+                     color_jitter_strength=1.0, test_crop=True):
+  """Train or eval preprocessing of one image (any dtype) to [size, size, 3]."""
+  image = _as_rgb_image(image)
+  if is_training:
+    return preprocess_for_train(image, size, color_jitter_strength,
+                                color_distort=color_distort)
+  return preprocess_for_eval(image, size, crop=test_crop)

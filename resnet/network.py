@@ -1,0 +1,211 @@
+"""ResNet v1 (post-activation, stride on the 3x3 conv) trunks for SimCLR.
+
+Variable names follow `tf.layers` auto-naming in creation order
+(`conv2d[_N]/kernel`, `batch_normalization[_N]/{gamma,beta,moving_*}`), the
+same order as SimCLR's TF1 resnet.py, so its checkpoints restore by name.
+Endpoints are `tf.identity` ops named directly in the caller's scope
+(`base_model/initial_conv`, ..., `base_model/final_avg_pool`).
+"""
+
+import tensorflow.compat.v1 as tf
+
+from losses import replica
+from resnet import batch_norm as bn_lib
+
+# depth -> (block kind, blocks per group).
+_ARCHITECTURES = {
+    18: ('basic', (2, 2, 2, 2)),
+    34: ('basic', (3, 4, 6, 3)),
+    50: ('bottleneck', (3, 4, 6, 3)),
+    101: ('bottleneck', (3, 4, 23, 3)),
+    152: ('bottleneck', (3, 8, 36, 3)),
+    200: ('bottleneck', (3, 24, 36, 3)),
+}
+RESNET_DEPTHS = tuple(sorted(_ARCHITECTURES))
+
+# Block index of the stem; block groups are 1..4 and the supervised head is 5.
+STEM_BLOCK = 0
+NUM_BLOCK_GROUPS = 4
+ENDPOINT_NAMES = ('initial_conv', 'initial_max_pool', 'block_group1',
+                  'block_group2', 'block_group3', 'block_group4',
+                  'final_avg_pool')
+
+
+def block_collection(block_index):
+  """Name of the collection holding the trainable variables of `block_index`."""
+  return 'trainable_variables_inblock_%d' % block_index
+
+
+def _check_depth(depth):
+  if depth not in _ARCHITECTURES:
+    raise ValueError('resnet_depth must be one of %s, got %r'
+                     % (', '.join(str(d) for d in RESNET_DEPTHS), depth))
+
+
+def _check_width(width_multiplier):
+  if (isinstance(width_multiplier, bool) or
+      not isinstance(width_multiplier, int) or width_multiplier < 1):
+    raise ValueError('width_multiplier must be an integer >= 1, got %r'
+                     % (width_multiplier,))
+
+
+def feature_dim(depth, width_multiplier=1):
+  """Width of `final_avg_pool`: 512w for depths 18/34, 2048w otherwise."""
+  _check_depth(depth)
+  _check_width(width_multiplier)
+  kind, _ = _ARCHITECTURES[depth]
+  expansion = 1 if kind == 'basic' else 4
+  return 512 * width_multiplier * expansion
+
+
+def _kernel_initializer():
+  # He (fan-in, scale 2) truncated normal.  SimCLR uses scale 1; BN follows
+  # every conv, so this only changes the scale of the initial pre-activations.
+  return tf.variance_scaling_initializer(
+      scale=2.0, mode='fan_in', distribution='truncated_normal')
+
+
+def fixed_padding(inputs, kernel_size):
+  """Pads NHWC `inputs` spatially by kernel_size - 1, independent of input size."""
+  pad_total = kernel_size - 1
+  pad_begin = pad_total // 2
+  pad_end = pad_total - pad_begin
+  return tf.pad(inputs, [[0, 0], [pad_begin, pad_end], [pad_begin, pad_end],
+                         [0, 0]])
+
+
+def conv2d_fixed_padding(inputs, filters, kernel_size, strides):
+  """Bias-free conv; strided convs use fixed padding + VALID, others SAME.
+
+  The kernel is a float32 variable `conv2d[_N]/kernel`, cast to the input
+  dtype (bfloat16 convs keep float32 weights).
+  """
+  in_channels = tf.compat.dimension_value(inputs.shape[-1])
+  with tf.variable_scope(None, default_name='conv2d'):
+    kernel = tf.get_variable(
+        'kernel', shape=[kernel_size, kernel_size, in_channels, filters],
+        dtype=tf.float32, initializer=_kernel_initializer())
+    if inputs.dtype != tf.float32:
+      kernel = tf.cast(kernel, inputs.dtype)
+    if strides > 1:
+      inputs = fixed_padding(inputs, kernel_size)
+    return tf.nn.conv2d(inputs, kernel, strides=[1, strides, strides, 1],
+                        padding='VALID' if strides > 1 else 'SAME')
+
+
+class _Builder(object):
+  """Holds the settings shared by every layer of one trunk."""
+
+  def __init__(self, is_training, ctx, batch_norm_decay):
+    self.is_training = is_training
+    self.ctx = ctx
+    self.decay = batch_norm_decay
+
+  def bn(self, inputs, relu=True, init_zero=False):
+    """BN (global when ctx has several replicas), then optionally ReLU."""
+    outputs = bn_lib.batch_norm(inputs, self.is_training, self.ctx,
+                                decay=self.decay, init_zero=init_zero)
+    return tf.nn.relu(outputs) if relu else outputs
+
+  def basic_block(self, inputs, filters, strides, use_projection):
+    """Two 3x3 convs; output width `filters`."""
+    shortcut = inputs
+    if use_projection:
+      shortcut = conv2d_fixed_padding(inputs, filters, 1, strides)
+      shortcut = self.bn(shortcut, relu=False)
+    x = conv2d_fixed_padding(inputs, filters, 3, strides)
+    x = self.bn(x)
+    x = conv2d_fixed_padding(x, filters, 3, 1)
+    x = self.bn(x, relu=False, init_zero=True)
+    return tf.nn.relu(x + shortcut)
+
+  def bottleneck_block(self, inputs, filters, strides, use_projection):
+    """1x1 -> 3x3 (strided) -> 1x1 convs; output width 4 * `filters`."""
+    shortcut = inputs
+    if use_projection:
+      shortcut = conv2d_fixed_padding(inputs, 4 * filters, 1, strides)
+      shortcut = self.bn(shortcut, relu=False)
+    x = conv2d_fixed_padding(inputs, filters, 1, 1)
+    x = self.bn(x)
+    x = conv2d_fixed_padding(x, filters, 3, strides)
+    x = self.bn(x)
+    x = conv2d_fixed_padding(x, 4 * filters, 1, 1)
+    x = self.bn(x, relu=False, init_zero=True)
+    return tf.nn.relu(x + shortcut)
+
+
+def _add_new_trainables(block_index, num_before):
+  """Adds the trainable variables created since `num_before` to block's collection."""
+  for variable in tf.trainable_variables()[num_before:]:
+    tf.add_to_collection(block_collection(block_index), variable)
+
+
+def resnet_v1(depth, width_multiplier=1, cifar_stem=False,
+              batch_norm_decay=0.9, ctx=None, fine_tune_after_block=-1):
+  """Returns `model(images, is_training) -> (final_avg_pool, endpoints)`.
+
+  Args:
+    depth: one of RESNET_DEPTHS.
+    width_multiplier: integer >= 1; group widths are 64w, 128w, 256w, 512w
+      (times 4 at the output of bottleneck blocks).
+    cifar_stem: 3x3 stride-1 stem without max-pool (for images <= 32 px)
+      instead of the 7x7 stride-2 conv + 3x3 stride-2 max-pool.
+    batch_norm_decay: momentum of the BN moving averages.
+    ctx: `ReplicaContext` for global BN; None means one replica.
+    fine_tune_after_block: k in 0..4 stops gradients at the output of block k
+      (0 = stem); -1 trains everything.  Freezing BN statistics (is_training
+      False) is the caller's decision.
+
+  Variables are created in the caller's variable scope (normally
+  `base_model`); each trainable one is added to
+  `trainable_variables_inblock_{0..4}` (0 = stem) when first created.
+  """
+  _check_depth(depth)
+  _check_width(width_multiplier)
+  if not -1 <= fine_tune_after_block <= NUM_BLOCK_GROUPS:
+    raise ValueError('fine_tune_after_block must be in [-1, %d], got %r'
+                     % (NUM_BLOCK_GROUPS, fine_tune_after_block))
+  kind, layers = _ARCHITECTURES[depth]
+  ctx = ctx or replica.ReplicaContext.local()
+
+  def model(images, is_training):
+    """Runs the trunk on NHWC `images` (float32 or bfloat16)."""
+    builder = _Builder(is_training, ctx, batch_norm_decay)
+    block_fn = (builder.basic_block if kind == 'basic'
+                else builder.bottleneck_block)
+    endpoints = {}
+
+    num_before = len(tf.trainable_variables())
+    if cifar_stem:
+      x = conv2d_fixed_padding(images, 64 * width_multiplier, 3, 1)
+      x = endpoints['initial_conv'] = tf.identity(x, 'initial_conv')
+      x = builder.bn(x)
+    else:
+      x = conv2d_fixed_padding(images, 64 * width_multiplier, 7, 2)
+      x = endpoints['initial_conv'] = tf.identity(x, 'initial_conv')
+      x = builder.bn(x)
+      x = tf.nn.max_pool2d(x, ksize=3, strides=2, padding='SAME')
+    x = endpoints['initial_max_pool'] = tf.identity(x, 'initial_max_pool')
+    _add_new_trainables(STEM_BLOCK, num_before)
+    if fine_tune_after_block == STEM_BLOCK:
+      x = tf.stop_gradient(x)
+
+    for group, num_blocks in enumerate(layers, start=1):
+      num_before = len(tf.trainable_variables())
+      filters = 64 * width_multiplier * 2**(group - 1)
+      strides = 1 if group == 1 else 2
+      x = block_fn(x, filters, strides, use_projection=True)
+      for _ in range(1, num_blocks):
+        x = block_fn(x, filters, 1, use_projection=False)
+      name = 'block_group%d' % group
+      x = endpoints[name] = tf.identity(x, name)
+      _add_new_trainables(group, num_before)
+      if fine_tune_after_block == group:
+        x = tf.stop_gradient(x)
+
+    # Pool in float32 so bfloat16 trunks hand float32 features to the heads.
+    pooled = tf.reduce_mean(tf.cast(x, tf.float32), axis=[1, 2])
+    pooled = endpoints['final_avg_pool'] = tf.identity(pooled, 'final_avg_pool')
+    return pooled, endpoints
+
+  return model
