@@ -183,8 +183,8 @@ class TfdsSource(object):
 
     def to_example(example):
       # tfds_id is '<name>-<split>.<ext>-<shard>-of-<count>__<offset>'.
-      file_part, offset = tf.unstack(
-          tf.strings.split([example['tfds_id']], '__').values[-2:])
+      parts = tf.strings.split([example['tfds_id']], '__').values
+      file_part, offset = parts[-2], parts[-1]
       shard = tf.strings.split([file_part], '-').values[-3]
       dense_id = (tf.gather(shard_starts, tf.strings.to_number(shard, tf.int32))
                   + tf.strings.to_number(offset, tf.int64))

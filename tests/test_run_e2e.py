@@ -144,3 +144,37 @@ def test_fashion_mnist_pretrain_then_eval(tmp_path):
   result = json.load(open(os.path.join(model_dir, 'result.json')))
   assert result['global_step'] == 2
   assert 0 <= result['label_top_1_accuracy'] <= 1
+
+
+@pytest.mark.parametrize('loss_flags', [
+    ['--loss=supcon'],
+    ['--use_labels=True'],
+    ['--loss=cross_entropy', '--label_smoothing=0.1'],
+    ['--loss=rpc', '--temperature=16'],
+    ['--loss=fnc', '--fnc_support_views=1', '--fnc_topk=2'],
+    ['--loss=sogclr', '--sogclr_gamma=0.9'],
+])
+def test_every_objective_pretrains_and_evaluates(tmp_path, loss_flags):
+  model_dir = str(tmp_path / 'm')
+  proc = run_py(TINY + loss_flags + ['--mode=train_then_eval', '--train_steps=2',
+                                     '--model_dir=' + model_dir])
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  result = json.load(open(os.path.join(model_dir, 'result.json')))
+  assert result['global_step'] == 2
+  assert all(math.isfinite(v) for v in result.values() if isinstance(v, float))
+
+
+def test_sogclr_estimator_is_checkpointed_and_resumed(tmp_path):
+  import numpy as np  # pylint: disable=g-import-not-at-top
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  model_dir = str(tmp_path / 'm')
+  args = TINY + ['--loss=sogclr', '--mode=train', '--checkpoint_steps=2',
+                 '--model_dir=' + model_dir]
+  assert run_py(args + ['--train_steps=2']).returncode == 0
+  u2 = tf.train.load_checkpoint(model_dir).get_tensor('sogclr/sogclr_u')
+  assert np.count_nonzero(u2) == 16  # 2 steps x batch 8 distinct ids
+  proc = run_py(args + ['--train_steps=4'])
+  assert proc.returncode == 0 and 'Restoring parameters' in proc.stderr
+  u4 = tf.train.load_checkpoint(model_dir).get_tensor('sogclr/sogclr_u')
+  assert np.count_nonzero(u4) >= 16
+  assert np.count_nonzero(u4 != u2) > 0
