@@ -1,6 +1,7 @@
 """Command-line entry point: parse and validate flags, build the TPUEstimator, run the mode."""
 
 import json
+import logging
 import os
 import time
 import urllib.error
@@ -203,6 +204,7 @@ def main(argv):
   if len(argv) > 1:
     raise app.UsageError('Unexpected arguments: %s' % ' '.join(argv[1:]))
   tf.disable_v2_behavior()
+  logging.getLogger('tensorflow').propagate = False  # one copy of each log line
   hp = hparams_flags.hparams_from_flags(FLAGS)
   try:
     result = run(hp)
