@@ -10,8 +10,8 @@ its per-example state on it).  `build_input_fn` turns a source into the batched
   labels   = {'label': int32 [B], 'onehot': float32 [B, C], 'mask': float32 [B]}
 
 V is `hp.views_per_example` in training; at eval it is 1, or 2 for contrastive
-pretraining: the eval crop and one training augmentation, so contrastive
-metrics mean something at eval time.  Eval batches cover the whole
+pretraining with --eval_contrastive: the eval crop and one training
+augmentation, so contrastive metrics mean something at eval time.  Eval batches cover the whole
 split: the stream is padded with mask-0 examples up to the last full batch.
 """
 
@@ -251,7 +251,7 @@ def _views(hp, image, is_training):
     views = [train_view() for _ in range(hp.views_per_example)]
   else:
     views = [augment.preprocess_image(image, hp.image_size, is_training=False)]
-    if hp.is_contrastive:
+    if hp.is_contrastive and hp.eval_contrastive:
       views.append(train_view())
   return tf.concat(views, axis=-1)
 

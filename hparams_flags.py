@@ -125,6 +125,9 @@ def define_flags(fv=flags.FLAGS):
   flags.DEFINE_integer('train_steps', 0, 'Training steps; overrides '
                        '--train_epochs when > 0.', **d)
   flags.DEFINE_integer('eval_batch_size', 256, 'Global eval batch size.', **d)
+  flags.DEFINE_bool('eval_contrastive', True, 'Pretraining eval also runs a '
+                    'second, augmented view for contrastive metrics (doubles '
+                    'the eval cost).', **d)
   flags.DEFINE_integer('eval_steps', 0, 'Eval steps; 0 covers the whole eval '
                        'split (the last batch is padded and masked).', **d)
   flags.DEFINE_float('learning_rate', 0.3, 'Base learning rate (see '
@@ -241,6 +244,7 @@ class HParams:
   train_epochs: int
   train_steps: int
   eval_batch_size: int
+  eval_contrastive: bool
   eval_steps: int
   learning_rate: float
   learning_rate_scaling: str

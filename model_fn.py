@@ -117,17 +117,19 @@ def _host_call(hp, tensors):
   return host_fn, args
 
 
-def _metric_fn(label, mask, logits_sup, contrast_loss, contrast_acc, reg_loss):
-  """Eval metrics, each weighted by the padding mask."""
-  predicted = tf.argmax(logits_sup, axis=1, output_type=tf.int32)
-  top5 = tf.cast(tf.nn.in_top_k(logits_sup, label, k=5), tf.float32)
-  return {
-      'label_top_1_accuracy': tf.metrics.accuracy(label, predicted, mask),
-      'label_top_5_accuracy': tf.metrics.mean(top5, mask),
-      'contrast_loss': tf.metrics.mean(contrast_loss, mask),
-      'contrastive_top_1_accuracy': tf.metrics.mean(contrast_acc, mask),
-      'regularization_loss': tf.metrics.mean(reg_loss, mask),
-  }
+def _metric_fn(mask, reg_loss, label=None, logits_sup=None, contrast_loss=None,
+               contrast_acc=None):
+  """Eval metrics of whatever the graph computes, each weighted by the padding mask."""
+  metrics = {'regularization_loss': tf.metrics.mean(reg_loss, mask)}
+  if logits_sup is not None:
+    predicted = tf.argmax(logits_sup, axis=1, output_type=tf.int32)
+    top5 = tf.cast(tf.nn.in_top_k(logits_sup, label, k=5), tf.float32)
+    metrics['label_top_1_accuracy'] = tf.metrics.accuracy(label, predicted, mask)
+    metrics['label_top_5_accuracy'] = tf.metrics.mean(top5, mask)
+  if contrast_loss is not None:
+    metrics['contrast_loss'] = tf.metrics.mean(contrast_loss, mask)
+    metrics['contrastive_top_1_accuracy'] = tf.metrics.mean(contrast_acc, mask)
+  return metrics
 
 
 def build_model_fn(hp, num_classes, num_train_examples):
@@ -198,9 +200,9 @@ def build_model_fn(hp, num_classes, num_train_examples):
       metrics['train_label_accuracy'] = tf.reduce_mean(tf.cast(tf.equal(
           tf.argmax(logits_used, 1, output_type=tf.int32), sup_label),
                                                              tf.float32))
-    contrast_per_example = tf.zeros([local_batch])
-    contrast_acc = tf.zeros([])
-    if hp.is_contrastive:
+    contrast_per_example = contrast_acc = None
+    one_view_supcon = hp.objective == 'supcon' and is_training
+    if hp.is_contrastive and (num_views >= 2 or one_view_supcon):
       emb = tf.stack(tf.split(proj_out, num_views, axis=0), axis=1)
       ids = features.get('id') if isinstance(features, dict) else None
       out = losses.contrastive_loss(
@@ -208,7 +210,7 @@ def build_model_fn(hp, num_classes, num_train_examples):
           num_train_examples=num_train_examples, is_training=is_training)
       losses_to_add['contrast_loss'] = out.loss
       contrast_per_example = out.per_example
-      contrast_acc = out.metrics['contrast_acc']
+      contrast_acc = out.metrics.get('contrast_acc', tf.zeros([]))
       metrics.update(out.metrics)
       if is_training:
         update_ops += list(out.update_ops)
@@ -218,13 +220,13 @@ def build_model_fn(hp, num_classes, num_train_examples):
     total_loss = tf.add_n(list(losses_to_add.values()) + [reg_loss])
 
     if mode == tf.estimator.ModeKeys.EVAL:
-      logits_eval = (logits_sup[:local_batch] if logits_sup is not None
-                     else tf.zeros([local_batch, num_classes]))
       ones = tf.ones([local_batch])
-      metric_args = {
-          'label': label, 'mask': mask, 'logits_sup': logits_eval,
-          'contrast_loss': contrast_per_example * ones,
-          'contrast_acc': contrast_acc * ones, 'reg_loss': reg_loss * ones}
+      metric_args = {'mask': mask, 'reg_loss': reg_loss * ones}
+      if logits_sup is not None:
+        metric_args.update(label=label, logits_sup=logits_sup[:local_batch])
+      if contrast_per_example is not None:
+        metric_args.update(contrast_loss=contrast_per_example,
+                           contrast_acc=contrast_acc * ones)
       return tf.estimator.tpu.TPUEstimatorSpec(
           mode, loss=total_loss, eval_metrics=(_metric_fn, metric_args))
 

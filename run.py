@@ -151,11 +151,11 @@ def report(hp, result):
     return
   print('=' * 72)
   print('Evaluated checkpoint at step %d' % result['global_step'])
-  print('  linear-eval top-1 accuracy: %.4f' % result['label_top_1_accuracy'])
-  print('  linear-eval top-5 accuracy: %.4f' % result['label_top_5_accuracy'])
-  if hp.is_pretrain:
-    print('  contrastive top-1 accuracy: %.4f' %
-          result['contrastive_top_1_accuracy'])
+  for key, text in (('label_top_1_accuracy', 'linear-eval top-1 accuracy'),
+                    ('label_top_5_accuracy', 'linear-eval top-5 accuracy'),
+                    ('contrastive_top_1_accuracy', 'contrastive top-1 accuracy')):
+    if key in result:
+      print('  %s: %.4f' % (text, result[key]))
   print('Results:     %s' % os.path.join(hp.model_dir, 'result.json'))
   print('Checkpoints: %s' % hp.model_dir)
   print('TensorBoard: tensorboard --logdir %s' % hp.model_dir)
