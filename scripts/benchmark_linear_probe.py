@@ -6,7 +6,7 @@ regression on frozen `final_avg_pool` features of the pretrained encoder and of
 a randomly initialised encoder of the same shape, and prints both test
 accuracies and the wall time.  Usage:
 
-  .venv/bin/python scripts/benchmark_linear_probe.py --steps=300 --out=runs/probe
+  .venv/bin/python scripts/benchmark_linear_probe.py --steps=400 --out=runs/probe
 """
 
 import argparse
@@ -33,9 +33,9 @@ def pretrain(args, model_dir):
   cmd = [sys.executable, os.path.join(ROOT, 'run.py'), '--use_tpu=False',
          '--mode=train', '--dataset=fashion_mnist', '--image_size=32',
          '--resnet_depth=18', '--train_batch_size=%d' % args.batch,
-         '--train_steps=%d' % args.steps, '--optimizer=lars',
+         '--train_steps=%d' % args.steps, '--optimizer=momentum',
          '--learning_rate=%g' % args.lr, '--warmup_epochs=0',
-         '--weight_decay=1e-6', '--temperature=0.5',
+         '--weight_decay=5e-4', '--temperature=0.5',
          '--color_jitter_strength=0.5', '--use_blur=False',
          '--checkpoint_steps=%d' % args.steps, '--train_summary_steps=50',
          '--model_dir=' + model_dir]
@@ -93,9 +93,9 @@ def linear_probe(train_x, train_y, test_x, test_y, epochs=300):
 
 def main():
   parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-  parser.add_argument('--steps', type=int, default=300)
-  parser.add_argument('--batch', type=int, default=64)
-  parser.add_argument('--lr', type=float, default=1.0)
+  parser.add_argument('--steps', type=int, default=400)
+  parser.add_argument('--batch', type=int, default=32)
+  parser.add_argument('--lr', type=float, default=0.8)
   parser.add_argument('--probe_train_examples', type=int, default=10000)
   parser.add_argument('--out', default=os.path.join(ROOT, 'runs', 'probe'))
   args = parser.parse_args()

@@ -10,9 +10,9 @@ MODEL_DIR="${MODEL_DIR:-runs/fashion_mnist_simclr}"
 exec .venv/bin/python run.py \
   --use_tpu=False --mode=train_then_eval --train_mode=pretrain \
   --dataset=fashion_mnist --image_size=32 --resnet_depth=18 \
-  --train_batch_size=32 --train_steps=200 --eval_batch_size=500 \
-  --optimizer=lars --learning_rate=0.35 --learning_rate_scaling=sqrt \
-  --warmup_epochs=0 --weight_decay=1e-6 \
+  --train_batch_size=32 --train_steps=150 --eval_batch_size=500 \
+  --eval_contrastive=False --optimizer=momentum --learning_rate=0.8 \
+  --warmup_epochs=0 --weight_decay=5e-4 \
   --temperature=0.5 --color_jitter_strength=0.5 --use_blur=False \
-  --checkpoint_steps=100 --train_summary_steps=10 \
+  --checkpoint_steps=50 --train_summary_steps=10 \
   --model_dir="$MODEL_DIR" "$@"
