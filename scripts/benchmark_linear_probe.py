@@ -44,33 +44,52 @@ def pretrain(args, model_dir):
   return time.time() - start
 
 
-def extract(hp, split, limit, checkpoint):
-  """final_avg_pool features and labels of the first `limit` examples of split."""
+def extract(hp, limits, checkpoint, calibration_images):
+  """{split: (final_avg_pool features, labels)} of the first limits[split] examples.
+
+  One encoder (restored, or randomly initialised with a fixed seed) serves
+  every split.  BN moving statistics are first re-estimated on un-augmented
+  training images for both encoders, so the random encoder is not judged by
+  the meaningless initial statistics (mean 0, variance 1).
+  """
   source = data_input.FashionMnistSource(hp)
-  images, labels = source._arrays(split)  # pylint: disable=protected-access
-  images, labels = images[:limit], labels[:limit]
   graph = tf.Graph()
   with graph.as_default():
+    tf.set_random_seed(1234)
     x = tf.placeholder(tf.uint8, [None, 28, 28])
     rgb = tf.tile(tf.pad(x, [[0, 0], [2, 2], [2, 2]])[..., tf.newaxis],
                   [1, 1, 1, 3])
     rgb = tf.image.convert_image_dtype(rgb, tf.float32)
+    encoder = resnet.resnet_v1(18, 1, cifar_stem=True)
     with tf.variable_scope('base_model'):
-      features, _ = resnet.resnet_v1(18, 1, cifar_stem=True)(rgb, False)
+      encoder(rgb, True)
+    recalibrate = tf.group(*tf.get_collection(tf.GraphKeys.UPDATE_OPS))
+    with tf.variable_scope('base_model', reuse=True):
+      features, _ = encoder(rgb, False)
     init = tf.global_variables_initializer()
-    saver = tf.train.Saver(tf.global_variables('base_model'))
+    restore = [v for v in tf.global_variables('base_model')
+               if 'moving_' not in v.op.name]
+    saver = tf.train.Saver(restore)
+    out = {}
     with tf.Session() as sess:
       sess.run(init)
       if checkpoint:
         saver.restore(sess, checkpoint)
-      out = [sess.run(features, {x: images[i:i + 500]})
-             for i in range(0, len(images), 500)]
-  return np.concatenate(out), labels
+      for i in range(0, len(calibration_images), 500):
+        sess.run(recalibrate, {x: calibration_images[i:i + 500]})
+      for split, limit in limits.items():
+        images, labels = source._arrays(split)  # pylint: disable=protected-access
+        images, labels = images[:limit], labels[:limit]
+        feats = [sess.run(features, {x: images[i:i + 500]})
+                 for i in range(0, len(images), 500)]
+        out[split] = (np.concatenate(feats), labels)
+  return out
 
 
 def linear_probe(train_x, train_y, test_x, test_y, epochs=300):
   """Full-batch softmax regression (Adam, small L2) on standardised features."""
-  mean, std = train_x.mean(0), train_x.std(0) + 1e-6
+  mean, std = train_x.mean(0), train_x.std(0)
+  std = np.maximum(std, 0.1 * np.median(std) + 1e-12)  # near-constant features
   train_x, test_x = (train_x - mean) / std, (test_x - mean) / std
   graph = tf.Graph()
   with graph.as_default():
@@ -98,18 +117,25 @@ def main():
   parser.add_argument('--lr', type=float, default=0.8)
   parser.add_argument('--probe_train_examples', type=int, default=10000)
   parser.add_argument('--out', default=os.path.join(ROOT, 'runs', 'probe'))
+  parser.add_argument('--reuse_pretrained', action='store_true',
+                      help='Probe an existing pretraining run in --out.')
   args = parser.parse_args()
   tf.disable_v2_behavior()
   model_dir = os.path.join(args.out, 'pretrain')
-  pretrain_secs = pretrain(args, model_dir)
+  if args.reuse_pretrained and tf.train.latest_checkpoint(model_dir):
+    pretrain_secs = float('nan')  # reused from an earlier run
+  else:
+    pretrain_secs = pretrain(args, model_dir)
   ckpt = tf.train.latest_checkpoint(model_dir)
   hp = hparams_flags.default_hparams(dataset='fashion_mnist', model_dir='/unused',
                                      use_tpu=False)
   results = {'pretrain_steps': args.steps, 'batch': args.batch,
              'pretrain_seconds': round(pretrain_secs, 1), 'checkpoint': ckpt}
+  calibration = data_input.FashionMnistSource(hp)._arrays('train')[0][:10000]  # pylint: disable=protected-access
   for name, checkpoint in (('random_init', None), ('simclr_pretrained', ckpt)):
-    train_x, train_y = extract(hp, 'train', args.probe_train_examples, checkpoint)
-    test_x, test_y = extract(hp, 'test', 10000, checkpoint)
+    data = extract(hp, {'train': args.probe_train_examples, 'test': 10000},
+                   checkpoint, calibration)
+    (train_x, train_y), (test_x, test_y) = data['train'], data['test']
     results[name + '_probe_accuracy'] = linear_probe(train_x, train_y, test_x,
                                                      test_y)
   results['gain_points'] = round(100 * (results['simclr_pretrained_probe_accuracy']

@@ -242,3 +242,14 @@ def dcl(h, temperature):
               if j != i]
       total += -h[i, v] @ h[i, 1 - v] / temperature + logsumexp(negs) - np.log(len(negs))
   return total / n
+
+
+def numeric_gradient(fn, x, eps=1e-6):
+  """Central finite-difference gradient of the scalar fn at float64 x."""
+  grad = np.zeros_like(x)
+  for idx in np.ndindex(*x.shape):
+    plus, minus = x.copy(), x.copy()
+    plus[idx] += eps
+    minus[idx] -= eps
+    grad[idx] = (fn(plus) - fn(minus)) / (2 * eps)
+  return grad

@@ -66,3 +66,24 @@ def run_replicated(build_fn, num_replicas):
     with tf.Session(graph=graph, config=session_config(num_replicas)) as sess:
       sess.run(init)
       return sess.run(outputs)
+
+
+def assert_sharded_equals_global(build_fn, num_replicas, local_batch,
+                                 rtol=1e-5, atol=1e-6):
+  """Checks mean per-replica (loss, grad) == (loss, grad) of the global batch.
+
+  `build_fn(ctx, batch_slice)` builds one replica's (loss, gradient) from the
+  rows `batch_slice` of the global inputs.  CrossShardOptimizer(MEAN) applies
+  the mean of the per-replica gradients, so that is what must match.
+  """
+  import numpy as np  # pylint: disable=g-import-not-at-top
+  results = run_replicated(
+      lambda ctx, i: build_fn(ctx, slice(i * local_batch, (i + 1) * local_batch)),
+      num_replicas)
+  (ref_loss, ref_grad), = run_replicated(
+      lambda ctx, i: build_fn(ctx, slice(None)), 1)
+  np.testing.assert_allclose(np.mean([r[0] for r in results]), ref_loss,
+                             rtol=rtol)
+  np.testing.assert_allclose(np.mean([r[1] for r in results], 0), ref_grad,
+                             rtol=rtol, atol=atol)
+  return results

@@ -64,14 +64,8 @@ def test_gradient_matches_numpy_finite_differences():
   h = clustered(4, 3, 3, seed=2, spread=0.2).astype(np.float64)
   kw = dict(temperature=0.5, topk=3, threshold=0.6)
   _, _, grad, _ = run(h.astype(np.float32), **kw)
-  numeric = np.zeros_like(h)
-  eps = 1e-6
-  for idx in np.ndindex(*h.shape):
-    p, m = h.copy(), h.copy()
-    p[idx] += eps
-    m[idx] -= eps
-    numeric[idx] = (numpy_losses.fnc(p, **kw).mean() -
-                    numpy_losses.fnc(m, **kw).mean()) / (2 * eps)
+  numeric = numpy_losses.numeric_gradient(
+      lambda x: numpy_losses.fnc(x, **kw).mean(), h)
   np.testing.assert_allclose(grad, numeric, rtol=1e-4, atol=1e-6)
 
 
@@ -90,13 +84,7 @@ def test_sharded_equals_global(num_replicas, strategy):
     out = fnc.fnc(z, ctx, **kw)
     return out.loss, tf.gradients(out.loss, weights)[0]
 
-  results = replica_harness.run_replicated(
-      lambda ctx, i: build(ctx, slice(i * b, (i + 1) * b)), num_replicas)
-  (ref_loss, ref_grad), = replica_harness.run_replicated(
-      lambda ctx, i: build(ctx, slice(None)), 1)
-  np.testing.assert_allclose(np.mean([r[0] for r in results]), ref_loss, rtol=1e-5)
-  np.testing.assert_allclose(np.mean([r[1] for r in results], 0), ref_grad,
-                             rtol=1e-5, atol=1e-6)
+  replica_harness.assert_sharded_equals_global(build, num_replicas, b)
 
 
 def test_one_example_per_core_and_bfloat16():

@@ -59,14 +59,8 @@ def test_nce_is_nt_xent():
 def test_gradient_matches_finite_differences(kind):
   h = np.random.RandomState(4).randn(3, 2, 3)
   _, grad, _ = run_rpc(h.astype(np.float32), kind=kind, **KW)
-  numeric = np.zeros_like(h)
-  eps = 1e-6
-  for idx in np.ndindex(*h.shape):
-    p, m = h.copy(), h.copy()
-    p[idx] += eps
-    m[idx] -= eps
-    numeric[idx] = (numpy_losses.rpc_exact(p, kind, **KW) -
-                    numpy_losses.rpc_exact(m, kind, **KW)) / (2 * eps)
+  numeric = numpy_losses.numeric_gradient(
+      lambda x: numpy_losses.rpc_exact(x, kind, **KW), h)
   np.testing.assert_allclose(grad, numeric, rtol=1e-4, atol=1e-6)
 
 
@@ -91,13 +85,7 @@ def test_exact_sharded_equals_global(num_replicas, kind):
     out = rpc.rpc(z, ctx, kind=kind, **KW)
     return out.loss, tf.gradients(out.loss, weights)[0]
 
-  results = replica_harness.run_replicated(
-      lambda ctx, i: build(ctx, slice(i * b, (i + 1) * b)), num_replicas)
-  (ref_loss, ref_grad), = replica_harness.run_replicated(
-      lambda ctx, i: build(ctx, slice(None)), 1)
-  np.testing.assert_allclose(np.mean([r[0] for r in results]), ref_loss, rtol=1e-5)
-  np.testing.assert_allclose(np.mean([r[1] for r in results], 0), ref_grad,
-                             rtol=1e-5, atol=1e-6)
+  replica_harness.assert_sharded_equals_global(build, num_replicas, b)
 
 
 def test_reference_mode_reproduces_released_code_across_replicas():

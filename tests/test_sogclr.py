@@ -54,14 +54,8 @@ def test_gradient_with_frozen_weights_matches_numpy():
   kw = dict(temperature=0.5, gamma=0.7)
   (_, grad, _), = run(h.astype(np.float32), ids, u.astype(np.float32), **kw)
   _, _, weights = numpy_losses.sogclr(h, ids, u, **kw)
-  numeric = np.zeros_like(h)
-  eps = 1e-6
-  for idx in np.ndindex(*h.shape):
-    p, m = h.copy(), h.copy()
-    p[idx] += eps
-    m[idx] -= eps
-    numeric[idx] = (numpy_losses.sogclr(p, ids, u, frozen=weights, **kw)[0] -
-                    numpy_losses.sogclr(m, ids, u, frozen=weights, **kw)[0]) / (2 * eps)
+  numeric = numpy_losses.numeric_gradient(
+      lambda x: numpy_losses.sogclr(x, ids, u, frozen=weights, **kw)[0], h)
   np.testing.assert_allclose(grad, numeric, rtol=1e-4, atol=1e-6)
 
 
@@ -71,14 +65,8 @@ def test_gamma_one_has_the_gradient_of_tau_times_dcl():
   temperature = 0.4
   (_, grad, _), = run(h.astype(np.float32), np.arange(4), np.full(4, 3.0, np.float32),
                       temperature=temperature, gamma=1.0)
-  numeric = np.zeros_like(h)
-  eps = 1e-6
-  for idx in np.ndindex(*h.shape):
-    p, m = h.copy(), h.copy()
-    p[idx] += eps
-    m[idx] -= eps
-    numeric[idx] = temperature * (numpy_losses.dcl(p, temperature) -
-                                  numpy_losses.dcl(m, temperature)) / (2 * eps)
+  numeric = numpy_losses.numeric_gradient(
+      lambda x: temperature * numpy_losses.dcl(x, temperature), h)
   np.testing.assert_allclose(grad, numeric, rtol=1e-4, atol=1e-6)
 
 

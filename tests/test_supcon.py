@@ -62,14 +62,8 @@ def test_gradient_matches_numpy_finite_differences():
   labels = np.array([0, 0, 1, 1], np.int32)
   kw = dict(temperature=0.5, base_temperature=0.07)
   _, _, grad = run_supcon(h.astype(np.float32), labels, **kw)
-  numeric = np.zeros_like(h)
-  eps = 1e-6
-  for idx in np.ndindex(*h.shape):
-    p, m = h.copy(), h.copy()
-    p[idx] += eps
-    m[idx] -= eps
-    numeric[idx] = (numpy_losses.supcon(p, labels, **kw).mean() -
-                    numpy_losses.supcon(m, labels, **kw).mean()) / (2 * eps)
+  numeric = numpy_losses.numeric_gradient(
+      lambda x: numpy_losses.supcon(x, labels, **kw).mean(), h)
   np.testing.assert_allclose(grad, numeric, rtol=1e-4, atol=1e-6)
 
 
@@ -140,10 +134,4 @@ def test_sharded_equals_global(num_replicas, mode):
     out = supcon.supcon(z, ctx, tf.constant(labels[sl]), **kw)
     return out.loss, tf.gradients(out.loss, weights)[0]
 
-  results = replica_harness.run_replicated(
-      lambda ctx, i: build(ctx, slice(i * b, (i + 1) * b)), num_replicas)
-  (ref_loss, ref_grad), = replica_harness.run_replicated(
-      lambda ctx, i: build(ctx, slice(None)), 1)
-  np.testing.assert_allclose(np.mean([r[0] for r in results]), ref_loss, rtol=1e-5)
-  np.testing.assert_allclose(np.mean([r[1] for r in results], 0), ref_grad,
-                             rtol=1e-5, atol=1e-6)
+  replica_harness.assert_sharded_equals_global(build, num_replicas, b)
