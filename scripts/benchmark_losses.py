@@ -30,10 +30,12 @@ def measure_one(objective, local_batch, replicas, dim, views, repeats):
   import tensorflow.compat.v1 as tf  # pylint: disable=g-import-not-at-top
   from losses import fnc, nt_xent, replica, rpc, sogclr, supcon  # pylint: disable=g-import-not-at-top,g-multiple-import
   tf.disable_v2_behavior()
-  ctx = replica.ReplicaContext(replicas, 0, lambda t: t * float(replicas))
+  ctx = replica.ReplicaContext(
+      replicas, 0, lambda t: t * tf.cast(replicas, t.dtype))
   rng = np.random.RandomState(0)
   num_views = views if objective == 'fnc' else 2
-  emb = tf.constant(rng.randn(local_batch, num_views, dim).astype(np.float32))
+  # A variable, so that grappler cannot constant-fold the whole loss away.
+  emb = tf.Variable(rng.randn(local_batch, num_views, dim).astype(np.float32))
   if objective == 'nt_xent':
     out = nt_xent.nt_xent(emb, 0.1, ctx)
   elif objective == 'supcon':
@@ -47,7 +49,8 @@ def measure_one(objective, local_batch, replicas, dim, views, repeats):
     ids = tf.constant(np.arange(local_batch))
     out = sogclr.sogclr(emb, ids, ctx, local_batch * replicas)
   grad = tf.gradients(out.loss, emb)[0]
-  step = tf.group(grad, *out.update_ops)
+  # Fetch a reduction of the gradient so the whole backward pass must run.
+  step = [tf.reduce_sum(grad), out.loss] + list(out.update_ops)
   config = tf.ConfigProto(intra_op_parallelism_threads=1,
                           inter_op_parallelism_threads=1)
   with tf.Session(config=config) as sess:
