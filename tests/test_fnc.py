@@ -66,7 +66,7 @@ def test_gradient_matches_numpy_finite_differences():
   _, _, grad, _ = run(h.astype(np.float32), **kw)
   numeric = numpy_losses.numeric_gradient(
       lambda x: numpy_losses.fnc(x, **kw).mean(), h)
-  np.testing.assert_allclose(grad, numeric, rtol=1e-4, atol=1e-6)
+  np.testing.assert_allclose(grad, numeric, rtol=1e-5, atol=1e-6)
 
 
 @pytest.mark.parametrize('num_replicas', [2, 4])

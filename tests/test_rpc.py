@@ -61,7 +61,7 @@ def test_gradient_matches_finite_differences(kind):
   _, grad, _ = run_rpc(h.astype(np.float32), kind=kind, **KW)
   numeric = numpy_losses.numeric_gradient(
       lambda x: numpy_losses.rpc_exact(x, kind, **KW), h)
-  np.testing.assert_allclose(grad, numeric, rtol=1e-4, atol=1e-6)
+  np.testing.assert_allclose(grad, numeric, rtol=1e-5, atol=1e-6)
 
 
 def test_one_example_per_core_is_finite_in_both_modes():

@@ -56,7 +56,7 @@ def test_gradient_with_frozen_weights_matches_numpy():
   _, _, weights = numpy_losses.sogclr(h, ids, u, **kw)
   numeric = numpy_losses.numeric_gradient(
       lambda x: numpy_losses.sogclr(x, ids, u, frozen=weights, **kw)[0], h)
-  np.testing.assert_allclose(grad, numeric, rtol=1e-4, atol=1e-6)
+  np.testing.assert_allclose(grad, numeric, rtol=1e-5, atol=1e-6)
 
 
 def test_gamma_one_has_the_gradient_of_tau_times_dcl():
@@ -67,7 +67,7 @@ def test_gamma_one_has_the_gradient_of_tau_times_dcl():
                       temperature=temperature, gamma=1.0)
   numeric = numpy_losses.numeric_gradient(
       lambda x: temperature * numpy_losses.dcl(x, temperature), h)
-  np.testing.assert_allclose(grad, numeric, rtol=1e-4, atol=1e-6)
+  np.testing.assert_allclose(grad, numeric, rtol=1e-5, atol=1e-6)
 
 
 def test_sum_storage_grows_for_small_gamma_and_mean_is_stable():
