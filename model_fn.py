@@ -95,8 +95,13 @@ def _checkpoint_init_fn(hp):
   tf.train.init_from_checkpoint(ckpt, assignment)
 
 
-def _host_call(hp, tensors):
-  """TensorBoard summaries written on the host every train_summary_steps."""
+def _host_call(hp, tensors, use_tpu):
+  """TensorBoard summaries written on the host every train_summary_steps.
+
+  On TPU, TPUConfig.experimental_host_call_every_n_steps already runs the
+  host call every train_summary_steps; off TPU it runs every step, so the
+  writer records only every train_summary_steps-th one.
+  """
   if not hp.train_summary_steps:
     return None
   names = sorted(tensors)
@@ -108,8 +113,8 @@ def _host_call(hp, tensors):
   def host_fn(step, *values):
     step = step[0]
     writer = tf2.summary.create_file_writer(model_dir, max_queue=100)
-    with writer.as_default(), tf2.summary.record_if(
-        tf.equal(step % every, 0)):
+    record = True if use_tpu else tf.equal(step % every, 0)
+    with writer.as_default(), tf2.summary.record_if(record):
       for name, value in zip(names, values):
         tf2.summary.scalar(name, tf.reduce_mean(value), step=step)
       return tf.summary.all_v2_summary_ops()
@@ -253,6 +258,7 @@ def build_model_fn(hp, num_classes, num_train_examples):
                      total_loss=total_loss)
     return tf.estimator.tpu.TPUEstimatorSpec(
         mode, loss=total_loss, train_op=train_op,
-        host_call=_host_call(hp, summaries), scaffold_fn=scaffold_fn)
+        host_call=_host_call(hp, summaries, params.get('use_tpu')),
+        scaffold_fn=scaffold_fn)
 
   return model_fn
