@@ -137,6 +137,39 @@ def _metric_fn(mask, reg_loss, label=None, logits_sup=None, contrast_loss=None,
   return metrics
 
 
+def forward(hp, images, is_training, bn_ctx, num_classes):
+  """Encoder -> projection head -> supervised head; the named outputs.
+
+  Outputs: the ResNet endpoints (initial_conv, initial_max_pool,
+  block_group1..4, final_avg_pool), proj_head_input, proj_head_output and,
+  when a supervised head exists, logits_sup — fed exactly as in training
+  (ft_proj_selector's head layer in finetune).  Shared by model_fn and the
+  exports so they cannot drift apart.
+  """
+  freeze_encoder = (not hp.is_pretrain) and hp.fine_tune_after_block >= 4
+  with tf.variable_scope('base_model'):
+    encoder = resnet.resnet_v1(
+        hp.resnet_depth, hp.width_multiplier, cifar_stem=hp.image_size <= 32,
+        batch_norm_decay=hp.batch_norm_decay, ctx=bn_ctx,
+        fine_tune_after_block=-1 if hp.is_pretrain else hp.fine_tune_after_block)
+    hiddens, endpoints = encoder(images,
+                                 is_training=is_training and not freeze_encoder)
+  hiddens = tf.cast(hiddens, tf.float32)
+  proj_out, head_outputs = projection_head(hp, hiddens, is_training, bn_ctx)
+  if not hp.is_pretrain:
+    sup_input = head_outputs[hp.ft_proj_selector]
+  elif hp.is_contrastive:
+    sup_input = tf.stop_gradient(hiddens)  # online linear evaluation
+  else:
+    sup_input = hiddens  # the supervised cross-entropy baseline
+  outputs = dict(endpoints)
+  outputs.update(final_avg_pool=hiddens, proj_head_input=hiddens,
+                 proj_head_output=proj_out)
+  if not hp.is_contrastive or hp.lineareval_while_pretraining:
+    outputs['logits_sup'] = supervised_head(hp, sup_input, num_classes)
+  return outputs
+
+
 def build_model_fn(hp, num_classes, num_train_examples):
   """Returns the TPUEstimator model_fn for hyperparameters `hp`."""
 
@@ -158,31 +191,13 @@ def build_model_fn(hp, num_classes, num_train_examples):
     local_batch = int(views[0].shape[0]) if views[0].shape[0] is not None else -1
     x = tf.concat(views, axis=0)
 
-    freeze_encoder = (not hp.is_pretrain) and hp.fine_tune_after_block >= 4
-    with tf.variable_scope('base_model'):
-      encoder = resnet.resnet_v1(
-          hp.resnet_depth, hp.width_multiplier, cifar_stem=hp.image_size <= 32,
-          batch_norm_decay=hp.batch_norm_decay, ctx=bn_ctx,
-          fine_tune_after_block=-1 if hp.is_pretrain else hp.fine_tune_after_block)
-      hiddens, endpoints = encoder(x, is_training=is_training and not freeze_encoder)
-    hiddens = tf.cast(hiddens, tf.float32)
-    proj_out, head_outputs = projection_head(hp, hiddens, is_training, bn_ctx)
-
-    if not hp.is_pretrain:
-      sup_input = head_outputs[hp.ft_proj_selector]
-    elif hp.is_contrastive:
-      sup_input = tf.stop_gradient(hiddens)  # online linear evaluation
-    else:
-      sup_input = hiddens  # the supervised cross-entropy baseline
-    logits_sup = None
-    if not hp.is_contrastive or hp.lineareval_while_pretraining:
-      logits_sup = supervised_head(hp, sup_input, num_classes)
+    outputs = forward(hp, x, is_training, bn_ctx, num_classes)
+    hiddens = outputs['final_avg_pool']
+    proj_out = outputs['proj_head_output']
+    logits_sup = outputs.get('logits_sup')
 
     if mode == tf.estimator.ModeKeys.PREDICT:
-      predictions = dict(endpoints)
-      predictions.update(final_avg_pool=hiddens, proj_head_output=proj_out)
-      if logits_sup is not None:
-        predictions['logits_sup'] = logits_sup
+      predictions = dict(outputs)
       return tf.estimator.tpu.TPUEstimatorSpec(mode, predictions=predictions)
 
     label = labels['label']
