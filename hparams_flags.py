@@ -183,6 +183,9 @@ def define_flags(fv=flags.FLAGS):
   flags.DEFINE_integer('checkpoint_steps', 0, 'Checkpoint every this many '
                        'steps; overrides --checkpoint_epochs when > 0.', **d)
   flags.DEFINE_integer('keep_checkpoint_max', 5, 'Checkpoints kept.', **d)
+  flags.DEFINE_integer('keep_hub_module_max', 1, 'TF-Hub modules kept under '
+                       'model_dir/hub (one is written after every '
+                       'evaluation; 0 writes none).', **d)
   flags.DEFINE_integer('train_summary_steps', 100, 'Training summaries every '
                        'this many steps; 0 turns them off.', **d)
   flags.DEFINE_string('eval_name', None, 'Suffix of the eval directory.', **d)
@@ -274,6 +277,7 @@ class HParams:
   checkpoint_epochs: int
   checkpoint_steps: int
   keep_checkpoint_max: int
+  keep_hub_module_max: int
   train_summary_steps: int
   eval_name: str
   eval_timeout_secs: int
@@ -437,6 +441,7 @@ def validate(hp, num_replicas=1):
              'RPC (chi) is only bounded with --rpc_beta > 0 and --rpc_gamma > '
              '0.')
   _require(hp.keep_checkpoint_max >= 1, 'keep_checkpoint_max', 'must be >= 1.')
+  _require(hp.keep_hub_module_max >= 0, 'keep_hub_module_max', 'must be >= 0.')
   _require(hp.checkpoint_steps >= 0, 'checkpoint_steps', 'must be >= 0.')
   _require(hp.checkpoint_steps > 0 or hp.checkpoint_epochs > 0,
            'checkpoint_epochs', 'must be > 0 when --checkpoint_steps is 0.')

@@ -11,6 +11,7 @@ from absl import flags
 import tensorflow.compat.v1 as tf
 
 import data_input
+import export
 import hparams_flags
 import model_fn as model_fn_lib
 
@@ -110,8 +111,9 @@ def build_estimator(hp, resolver, num_classes, num_train_examples):
       export_to_tpu=False)
 
 
-def evaluate(hp, estimator, eval_input_fn, eval_steps, checkpoint_path):
-  """Evaluates one checkpoint and writes result_<step>.json and result.json."""
+def evaluate(hp, estimator, eval_input_fn, eval_steps, checkpoint_path,
+             num_classes):
+  """Evaluates one checkpoint, writes result_<step>.json and result.json, exports it."""
   result = estimator.evaluate(eval_input_fn, steps=eval_steps,
                               checkpoint_path=checkpoint_path,
                               name=hp.eval_name)
@@ -122,17 +124,22 @@ def evaluate(hp, estimator, eval_input_fn, eval_steps, checkpoint_path):
       os.path.join(hp.model_dir, 'result_%d.json' % step), result)
   write_json_atomically(os.path.join(hp.model_dir, 'result.json'), result)
   tf.logging.info('Evaluation of %s: %s', checkpoint_path, result)
+  if hp.keep_hub_module_max:
+    result['hub_module'] = export.export_hub_module(
+        hp, num_classes, checkpoint_path, keep=hp.keep_hub_module_max)
   return result
 
 
-def continuous_eval(hp, estimator, eval_input_fn, eval_steps, total_steps):
+def continuous_eval(hp, estimator, eval_input_fn, eval_steps, total_steps,
+                    num_classes):
   """Follows a training job: evaluates each new checkpoint until the last step."""
   timeout = hp.eval_timeout_secs or None
   result = None
   for ckpt in tf.train.checkpoints_iterator(
       hp.model_dir, min_interval_secs=hp.eval_interval_secs, timeout=timeout):
     try:
-      result = evaluate(hp, estimator, eval_input_fn, eval_steps, ckpt)
+      result = evaluate(hp, estimator, eval_input_fn, eval_steps, ckpt,
+                        num_classes)
     except tf.errors.NotFoundError:
       tf.logging.warning('Checkpoint %s was deleted before it could be '
                          'evaluated; skipping it.', ckpt)
@@ -159,6 +166,8 @@ def report(hp, result):
   print('Results:     %s' % os.path.join(hp.model_dir, 'result.json'))
   print('Checkpoints: %s' % hp.model_dir)
   print('TensorBoard: tensorboard --logdir %s' % hp.model_dir)
+  if result.get('hub_module'):
+    print('Hub module:  %s' % result['hub_module'])
   print('=' * 72)
 
 
@@ -193,10 +202,10 @@ def run(hp):
     tf.logging.info('Training took %.1f s', time.time() - start)
   if hp.mode == 'train_then_eval':
     result = evaluate(hp, estimator, eval_input_fn, eval_steps,
-                      estimator.latest_checkpoint())
+                      estimator.latest_checkpoint(), info.num_classes)
   elif hp.mode == 'eval':
     result = continuous_eval(hp, estimator, eval_input_fn, eval_steps,
-                             total_steps)
+                             total_steps, info.num_classes)
   return result
 
 
