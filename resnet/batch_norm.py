@@ -125,7 +125,7 @@ def batch_norm(inputs, is_training, ctx=None, decay=0.9, epsilon=1e-5,
 
 
 def _fused_training(x, gamma, beta, epsilon):
-  """Training-mode fused BN on float32 NHWC `x`; returns (y, mean, biased var)."""
+  """Training-mode fused BN of float32 NHWC `x`: (y, mean, biased var)."""
   channels = x.shape[-1]
   if gamma is None:
     gamma = tf.ones([channels], tf.float32)

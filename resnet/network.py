@@ -66,7 +66,7 @@ def _kernel_initializer():
 
 
 def fixed_padding(inputs, kernel_size):
-  """Pads NHWC `inputs` spatially by kernel_size - 1, independent of input size."""
+  """Pads NHWC `inputs` spatially by kernel_size - 1 (size-independent)."""
   pad_total = kernel_size - 1
   pad_begin = pad_total // 2
   pad_end = pad_total - pad_begin
@@ -135,7 +135,7 @@ class _Builder(object):
 
 
 def _add_new_trainables(block_index, num_before):
-  """Adds the trainable variables created since `num_before` to block's collection."""
+  """Adds trainables created since `num_before` to the block's collection."""
   for variable in tf.trainable_variables()[num_before:]:
     tf.add_to_collection(block_collection(block_index), variable)
 

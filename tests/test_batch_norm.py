@@ -1,4 +1,4 @@
-"""Batch norm against a float64 numpy reference; sharded (global) == full batch."""
+"""Batch norm vs a float64 numpy reference; sharded (global) == full batch."""
 
 import numpy as np
 import pytest
@@ -12,7 +12,7 @@ DECAY = 0.9
 
 
 def numpy_bn(x, gamma, beta, mean=None, var=None, eps=EPS):
-  """(x - mean) / sqrt(var + eps) * gamma + beta in float64; batch stats by default."""
+  """(x - mean) / sqrt(var + eps) * gamma + beta in float64 (batch stats)."""
   x = x.astype(np.float64)
   axes = tuple(range(x.ndim - 1))
   if mean is None:
@@ -174,7 +174,7 @@ def _bn_with_params(x, is_training, ctx, gamma, beta, scope):
 
 
 def _build_with_gradients(x_value, weights, ctx, gamma, beta, scope):
-  """BN outputs, gradients of sum(y * weights) and the moving-average updates."""
+  """BN outputs, gradients of sum(y * weights), moving-average updates."""
   x = tf.constant(x_value)
   y, gamma_var, beta_var = _bn_with_params(x, True, ctx, gamma, beta, scope)
   loss = tf.reduce_sum(y * weights)

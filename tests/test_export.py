@@ -17,7 +17,8 @@ def test_hub_module_matches_estimator_predictions_and_is_retained(tmp_path):
   model_dir = str(tmp_path / 'm')
   proc = test_run_e2e.run_py(test_run_e2e.TINY + [
       '--mode=train_then_eval', '--train_steps=2', '--checkpoint_steps=1',
-      '--keep_checkpoint_max=5', '--model_dir=' + model_dir])
+      '--keep_checkpoint_max=5', '--keep_hub_module_max=1',
+      '--model_dir=' + model_dir])
   assert proc.returncode == 0, proc.stderr[-3000:]
   assert export.hub_module_steps(model_dir) == [2]
   assert not [n for n in os.listdir(os.path.join(model_dir, 'hub'))

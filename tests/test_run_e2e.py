@@ -18,7 +18,8 @@ TINY = ['--use_tpu=False', '--dataset=synthetic', '--image_size=16',
         '--resnet_depth=18', '--train_batch_size=8', '--eval_batch_size=16',
         '--synthetic_train_examples=32', '--synthetic_eval_examples=20',
         '--proj_out_dim=16', '--num_proj_layers=2', '--optimizer=lars',
-        '--learning_rate=0.1', '--warmup_epochs=0', '--train_summary_steps=1']
+        '--learning_rate=0.1', '--warmup_epochs=0', '--train_summary_steps=1',
+        '--keep_hub_module_max=0']  # tests/test_export.py covers the export
 
 
 def run_py(args, timeout=400, wait=True):
@@ -139,6 +140,7 @@ def test_fashion_mnist_pretrain_then_eval(tmp_path):
                  '--resnet_depth=18', '--train_batch_size=8', '--train_steps=2',
                  '--eval_batch_size=100', '--eval_steps=2', '--warmup_epochs=0',
                  '--mode=train_then_eval', '--use_blur=False',
+                 '--keep_hub_module_max=0',
                  '--model_dir=' + model_dir])
   assert proc.returncode == 0, proc.stderr
   result = json.load(open(os.path.join(model_dir, 'result.json')))
