@@ -12,7 +12,7 @@ import re
 
 from absl import flags
 
-MODES = ('train', 'eval', 'train_then_eval')
+MODES = ('train', 'eval', 'train_then_eval', 'export')
 TRAIN_MODES = ('pretrain', 'finetune')
 OPTIMIZERS = ('lars', 'momentum', 'adam')
 LR_SCALINGS = ('linear', 'sqrt')
@@ -45,7 +45,8 @@ def define_flags(fv=flags.FLAGS):
   d = dict(flag_values=fv)
   # What to run.
   flags.DEFINE_enum('mode', 'train', MODES, 'train, eval (a continuous eval job '
-                    'that follows a training job) or train_then_eval.', **d)
+                    'that follows a training job), train_then_eval, or export '
+                    '(--checkpoint as a TF-Hub module in model_dir/hub).', **d)
   flags.DEFINE_enum('train_mode', 'pretrain', TRAIN_MODES,
                     'pretrain: contrastive pretraining; finetune: supervised '
                     'fine-tuning / linear evaluation from --checkpoint.', **d)
@@ -457,6 +458,9 @@ def validate(hp, num_replicas=1):
            'data_dir', 'is required for --dataset=%s (a tfds data_dir with '
            'the prepared dataset, e.g. gs://bucket/tensorflow_datasets).' %
            hp.dataset)
+  if hp.mode == 'export':
+    _require(bool(hp.checkpoint), 'checkpoint',
+             '--mode=export needs the checkpoint to export.')
   if hp.train_mode == 'finetune':
     _require(bool(hp.checkpoint), 'checkpoint',
              '--train_mode=finetune needs the pretrained checkpoint to start '

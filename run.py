@@ -154,7 +154,8 @@ def continuous_eval(hp, estimator, eval_input_fn, eval_steps, total_steps,
 def report(hp, result):
   """Prints where results, summaries and checkpoints are."""
   if result is None:
-    print('No evaluation result.')
+    if hp.mode != 'export':
+      print('No evaluation result.')
     return
   print('=' * 72)
   print('Evaluated checkpoint at step %d' % result['global_step'])
@@ -183,6 +184,14 @@ def run(hp):
   total_steps = hparams_flags.train_steps(hp, info.num_train_examples)
   eval_steps = hparams_flags.eval_steps(hp, info.num_eval_examples)
   tf.io.gfile.makedirs(hp.model_dir)
+  if hp.mode == 'export':
+    ckpt = hp.checkpoint
+    if tf.io.gfile.isdir(ckpt):
+      ckpt = tf.train.latest_checkpoint(ckpt)
+    path = export.export_hub_module(hp, info.num_classes, ckpt,
+                                    keep=max(1, hp.keep_hub_module_max))
+    print('Hub module: %s' % path)
+    return None
   if hp.mode != 'eval':
     write_json_atomically(os.path.join(hp.model_dir, 'flags.json'),
                           hp.to_dict())

@@ -53,3 +53,18 @@ def test_hub_module_matches_estimator_predictions_and_is_retained(tmp_path):
   export.export_hub_module(hp, 10, os.path.join(model_dir, 'model.ckpt-2'),
                            keep=1)
   assert export.hub_module_steps(model_dir) == [2]
+
+
+def test_export_mode_writes_a_module_for_a_given_checkpoint(tmp_path):
+  train_dir, export_dir = str(tmp_path / 'train'), str(tmp_path / 'export')
+  proc = test_run_e2e.run_py(test_run_e2e.TINY + [
+      '--mode=train', '--train_steps=1', '--model_dir=' + train_dir])
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  proc = test_run_e2e.run_py(test_run_e2e.TINY + [
+      '--mode=export', '--checkpoint=' + train_dir, '--model_dir=' + export_dir])
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  assert export.hub_module_steps(export_dir) == [1]
+  assert 'Hub module: ' + os.path.join(export_dir, 'hub', '1') in proc.stdout
+  proc = test_run_e2e.run_py(test_run_e2e.TINY + [
+      '--mode=export', '--model_dir=' + export_dir])
+  assert proc.returncode != 0 and '--checkpoint' in proc.stderr
