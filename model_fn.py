@@ -1,5 +1,6 @@
 """TPUEstimator model_fn: ResNet -> projection head -> contrastive loss (+ supervised head)."""
 
+import functools
 import re
 
 import tensorflow.compat.v1 as tf
@@ -75,8 +76,8 @@ def _trainable_variables(hp):
   return [v for v in variables if id(v) not in frozen]
 
 
-def _checkpoint_init_fn(hp):
-  """Initialises the variables selected by --variable_schema from --checkpoint."""
+def _checkpoint_scaffold(hp):
+  """A scaffold whose init takes the --variable_schema variables from --checkpoint."""
   ckpt = hp.checkpoint
   if tf.io.gfile.isdir(ckpt):
     ckpt = tf.train.latest_checkpoint(ckpt)
@@ -93,6 +94,7 @@ def _checkpoint_init_fn(hp):
                      (hp.checkpoint, hp.variable_schema))
   tf.logging.info('Restoring %d variables from %s', len(assignment), ckpt)
   tf.train.init_from_checkpoint(ckpt, assignment)
+  return tf.train.Scaffold()
 
 
 def _host_call(hp, tensors, use_tpu):
@@ -188,11 +190,10 @@ def build_model_fn(hp, num_classes, num_train_examples):
     num_views = len(views)
     if hp.is_pretrain and is_training and hp.use_blur:
       views = [augment.batch_random_blur(v, hp.image_size) for v in views]
-    local_batch = int(views[0].shape[0]) if views[0].shape[0] is not None else -1
+    local_batch = int(views[0].shape[0])  # static: batches drop the remainder
     x = tf.concat(views, axis=0)
 
     outputs = forward(hp, x, is_training, bn_ctx, num_classes)
-    hiddens = outputs['final_avg_pool']
     proj_out = outputs['proj_head_output']
     logits_sup = outputs.get('logits_sup')
 
@@ -263,9 +264,7 @@ def build_model_fn(hp, num_classes, num_train_examples):
 
     scaffold_fn = None
     if hp.checkpoint and not hp.is_pretrain:
-      def scaffold_fn():
-        _checkpoint_init_fn(hp)
-        return tf.train.Scaffold()
+      scaffold_fn = functools.partial(_checkpoint_scaffold, hp)
 
     summaries = dict(metrics)
     summaries.update(losses_to_add)

@@ -93,3 +93,16 @@ def test_default_eval_split_per_dataset():
   assert valid(dataset='cifar10').resolved_eval_split == 'test'
   assert valid(dataset='imagenet2012', data_dir='/d').resolved_eval_split == 'validation'
   assert valid(dataset='cifar10', eval_split='train').resolved_eval_split == 'train'
+
+
+def test_flag_choices_match_the_library():
+  import resnet  # pylint: disable=g-import-not-at-top
+  from losses import fnc, rpc, sogclr, supcon  # pylint: disable=g-import-not-at-top,g-multiple-import
+  assert hparams_flags.RESNET_DEPTHS == resnet.RESNET_DEPTHS
+  assert hparams_flags.CONTRAST_MODES == supcon.CONTRAST_MODES
+  assert hparams_flags.SUMMATIONS == supcon.SUMMATIONS
+  assert hparams_flags.DENOMINATORS == supcon.DENOMINATORS
+  assert hparams_flags.RPC_KINDS == rpc.KINDS
+  assert hparams_flags.RPC_NORMALIZERS == rpc.NORMALIZERS
+  assert hparams_flags.FNC_STRATEGIES == fnc.STRATEGIES
+  assert hparams_flags.SOGCLR_STORAGES == sogclr.STORAGES
