@@ -1,69 +1,88 @@
-"""TF1 Hub module export: written after evaluation, equal to estimator predictions, retained."""
+"""Exports: TF1 Hub module and TF2 SavedModel after evaluation, loaded and fine-tuned in fresh processes."""
 
 import json
 import os
+import subprocess
+import sys
 
-import numpy as np
-import tensorflow.compat.v1 as tf
+import pytest
 
 import export
 import hparams_flags
-import run
 from tests import test_run_e2e
 
+CHECKS = os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                      'export_checks.py')
 
-def test_hub_module_matches_estimator_predictions_and_is_retained(tmp_path):
-  import tensorflow_hub as hub  # pylint: disable=g-import-not-at-top
-  model_dir = str(tmp_path / 'm')
+
+def run_check(check, model_dir, step):
+  """Runs one check of tests/export_checks.py in a fresh Python process."""
+  env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL='2')
+  proc = subprocess.run([sys.executable, CHECKS, check, model_dir, str(step)],
+                        env=env, capture_output=True, text=True, timeout=300)
+  assert proc.returncode == 0, proc.stderr[-4000:]
+  assert 'ok: %s' % check in proc.stdout
+
+
+@pytest.fixture(scope='module')
+def trained(tmp_path_factory):
+  """A train_then_eval run exported at step 2, and its estimator predictions."""
+  model_dir = str(tmp_path_factory.mktemp('export') / 'm')
   proc = test_run_e2e.run_py(test_run_e2e.TINY + [
       '--mode=train_then_eval', '--train_steps=2', '--checkpoint_steps=1',
       '--keep_checkpoint_max=5', '--keep_hub_module_max=1',
       '--model_dir=' + model_dir])
   assert proc.returncode == 0, proc.stderr[-3000:]
-  assert export.hub_module_steps(model_dir) == [2]
-  assert not [n for n in os.listdir(os.path.join(model_dir, 'hub'))
-              if n.startswith('.tmp')]
-  hp = hparams_flags.HParams(**json.load(open(os.path.join(model_dir,
+  run_check('predict', model_dir, 2)
+  return model_dir
+
+
+def test_evaluation_writes_both_exports_atomically(trained):
+  assert export.export_steps(trained, export.HUB_DIR) == [2]
+  assert export.export_steps(trained, export.SAVED_MODEL_DIR) == [2]
+  for kind in (export.HUB_DIR, export.SAVED_MODEL_DIR):
+    assert not [n for n in os.listdir(os.path.join(trained, kind))
+                if n.startswith('.tmp')]
+
+
+@pytest.mark.parametrize('check', ['hub_tf1', 'hub_train_step', 'hub_tf2',
+                                   'saved_model'])
+def test_export_loads_matches_predictions_and_fine_tunes(trained, check):
+  run_check(check, trained, 2)
+
+
+def test_retention_keeps_the_newest_exports(trained):
+  hp = hparams_flags.HParams(**json.load(open(os.path.join(trained,
                                                            'flags.json'))))
-  images = np.random.RandomState(0).rand(4, 16, 16, 3).astype(np.float32)
-
-  estimator = run.build_estimator(hp, None, 10, 32)
-  predictions = list(estimator.predict(
-      lambda params: tf.data.Dataset.from_tensor_slices(
-          {'image': images}).batch(4, drop_remainder=True),
-      yield_single_examples=False))[0]
-
-  with tf.Graph().as_default(), tf.Session() as sess:
-    module = hub.Module(os.path.join(model_dir, 'hub', '2'))
-    outputs = module(tf.constant(images), as_dict=True)
-    sess.run(tf.global_variables_initializer())
-    outputs = sess.run(outputs)
-  assert set(outputs) >= {'default', 'final_avg_pool', 'initial_conv',
-                          'initial_max_pool', 'block_group1', 'block_group4',
-                          'proj_head_input', 'proj_head_output', 'logits_sup'}
-  for key in ('final_avg_pool', 'proj_head_output', 'logits_sup'):
-    np.testing.assert_allclose(outputs[key], predictions[key], rtol=1e-5,
-                               atol=1e-5)
-  np.testing.assert_array_equal(outputs['default'], outputs['final_avg_pool'])
-
-  # Retention: exporting older checkpoints keeps only the newest `keep`.
-  ckpt1 = os.path.join(model_dir, 'model.ckpt-1')
-  export.export_hub_module(hp, 10, ckpt1, keep=2)
-  assert export.hub_module_steps(model_dir) == [1, 2]
-  export.export_hub_module(hp, 10, os.path.join(model_dir, 'model.ckpt-2'),
-                           keep=1)
-  assert export.hub_module_steps(model_dir) == [2]
+  ckpt = lambda step: os.path.join(trained, 'model.ckpt-%d' % step)
+  export.export_checkpoint(hp, 10, ckpt(1), keep=2)
+  for kind in (export.HUB_DIR, export.SAVED_MODEL_DIR):
+    assert export.export_steps(trained, kind) == [1, 2]
+  export.export_checkpoint(hp, 10, ckpt(2), keep=1)
+  for kind in (export.HUB_DIR, export.SAVED_MODEL_DIR):
+    assert export.export_steps(trained, kind) == [2]
 
 
-def test_export_mode_writes_a_module_for_a_given_checkpoint(tmp_path):
+def test_a_failed_export_leaves_no_partial_folder(trained, tmp_path):
+  hp = hparams_flags.HParams(**json.load(open(os.path.join(trained,
+                                                           'flags.json'))))
+  hp = hp.replace(model_dir=str(tmp_path), resnet_depth=34)  # wrong model
+  with pytest.raises(export.ExportError, match='does not match the model'):
+    export.export_saved_model(hp, 10, os.path.join(trained, 'model.ckpt-2'))
+  assert os.listdir(os.path.join(str(tmp_path), 'saved_model')) == []
+
+
+def test_export_mode_writes_the_exports_of_a_given_checkpoint(tmp_path):
   train_dir, export_dir = str(tmp_path / 'train'), str(tmp_path / 'export')
   proc = test_run_e2e.run_py(test_run_e2e.TINY + [
       '--mode=train', '--train_steps=1', '--model_dir=' + train_dir])
   assert proc.returncode == 0, proc.stderr[-3000:]
   proc = test_run_e2e.run_py(test_run_e2e.TINY + [
-      '--mode=export', '--checkpoint=' + train_dir, '--model_dir=' + export_dir])
+      '--mode=export', '--checkpoint=' + train_dir, '--model_dir=' + export_dir,
+      '--export_saved_model=False'])
   assert proc.returncode == 0, proc.stderr[-3000:]
-  assert export.hub_module_steps(export_dir) == [1]
+  assert export.export_steps(export_dir, export.HUB_DIR) == [1]
+  assert export.export_steps(export_dir, export.SAVED_MODEL_DIR) == []
   assert 'Hub module: ' + os.path.join(export_dir, 'hub', '1') in proc.stdout
   proc = test_run_e2e.run_py(test_run_e2e.TINY + [
       '--mode=export', '--model_dir=' + export_dir])

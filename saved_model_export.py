@@ -1,0 +1,140 @@
+"""TF2 reusable SavedModel of the encoder and heads, rebuilt from a checkpoint.
+
+The model code is tf.compat.v1 (get_variable, variable scopes); here it runs
+inside `track_tf1_style_variables`, so the same `model_fn.forward` builds
+TF2-tracked variables with the checkpoint's names, shared by the inference
+and the training-BN traces.  The values are then copied from the checkpoint.
+
+The SavedModel holds one MetaGraph (tag `serve`), so `tf.saved_model.load`
+needs no tags, and follows the reusable-SavedModel interface
+(`__call__(images, training)`, `variables`, `trainable_variables`,
+`regularization_losses`), so `hub.KerasLayer(path, trainable=True)`
+fine-tunes it.  Signatures `serving_default` and `contrastive_eval`
+(inference BN) and `contrastive_train` (batch BN) take `images`
+(float32 NHWC in [0, 1]) and return `embeddings` (L2-normalised
+final_avg_pool), `unnormalized_embeddings`, `projection` (L2-normalised
+proj_head_output), `unnormalized_projection` and `logits` when a
+supervised head exists.
+
+TF2 export needs eager execution, which a TF1-mode process (run.py) cannot
+turn back on, so run.py calls this module in a child process (`main`).
+"""
+
+import json
+import sys
+
+import tensorflow as tf
+
+SIGNATURE_OUTPUTS = ('embeddings', 'unnormalized_embeddings', 'projection',
+                     'unnormalized_projection', 'logits')
+
+
+class ExportError(RuntimeError):
+  """The checkpoint does not fit the model described by the hyperparameters."""
+
+
+class _Network(tf.Module):
+  """model_fn.forward as a TF2 module whose TF1-style variables are tracked."""
+
+  def __init__(self, hp, num_classes):
+    super().__init__()
+    self._hp = hp
+    self._num_classes = num_classes
+
+  @tf.compat.v1.keras.utils.track_tf1_style_variables
+  def forward(self, images, training):
+    """The named outputs of model_fn.forward (single replica)."""
+    import model_fn as model_fn_lib  # pylint: disable=g-import-not-at-top
+    from losses import replica  # pylint: disable=g-import-not-at-top
+    return model_fn_lib.forward(self._hp, images, training,
+                                replica.ReplicaContext.local(),
+                                self._num_classes)
+
+
+def _signature_outputs(outputs):
+  result = {
+      'unnormalized_embeddings': outputs['final_avg_pool'],
+      'embeddings': tf.math.l2_normalize(outputs['final_avg_pool'], axis=-1),
+      'unnormalized_projection': outputs['proj_head_output'],
+      'projection': tf.math.l2_normalize(outputs['proj_head_output'], axis=-1),
+  }
+  if 'logits_sup' in outputs:
+    result['logits'] = outputs['logits_sup']
+  return result
+
+
+def _restore(variables, checkpoint_path):
+  """Copies every variable's value from the checkpoint, checking names and shapes."""
+  reader = tf.train.load_checkpoint(checkpoint_path)
+  shapes = reader.get_variable_to_shape_map()
+  missing = [v.name for v in variables if v.name[:-2] not in shapes]
+  wrong = ['%s %s vs %s' % (v.name, v.shape.as_list(), shapes[v.name[:-2]])
+           for v in variables
+           if v.name[:-2] in shapes and v.shape.as_list() != shapes[v.name[:-2]]]
+  if missing or wrong:
+    raise ExportError(
+        'Checkpoint %s does not match the model built from the flags '
+        '(missing: %s; shape mismatches: %s). Pass the model flags the '
+        'checkpoint was trained with.' % (checkpoint_path, missing[:10],
+                                          wrong[:10]))
+  for v in variables:
+    v.assign(reader.get_tensor(v.name[:-2]))
+
+
+def build_exportable(hp, num_classes, checkpoint_path):
+  """The tf.Module to save: restored variables, __call__ and signatures."""
+  network = _Network(hp, num_classes)
+  spec = tf.TensorSpec([None, None, None, 3], tf.float32,
+                       name='images')
+
+  @tf.function
+  def call(images, training=False):
+    return network.forward(images, bool(training))['final_avg_pool']
+
+  @tf.function(input_signature=[spec])
+  def inference(images):
+    return _signature_outputs(network.forward(images, False))
+
+  @tf.function(input_signature=[spec])
+  def train(images):
+    return _signature_outputs(network.forward(images, True))
+
+  # hub.KerasLayer calls __call__ with a Python bool: trace both values.
+  for training in (False, True):
+    call.get_concrete_function(spec, training)
+  _restore(network.variables, checkpoint_path)
+
+  root = tf.train.Checkpoint()
+  root.network = network
+  root.variables = list(network.variables)
+  # What __call__ (the encoder) trains; the heads only feed the signatures.
+  root.trainable_variables = [v for v in network.trainable_variables
+                              if v.name.startswith('base_model/')]
+  root.regularization_losses = []
+  root.__call__ = call
+  root.inference = inference
+  root.train = train
+  signatures = {'serving_default': inference.get_concrete_function(),
+                'contrastive_eval': inference.get_concrete_function(),
+                'contrastive_train': train.get_concrete_function()}
+  return root, signatures
+
+
+def export_saved_model(hp, num_classes, checkpoint_path, export_dir):
+  """Writes the TF2 SavedModel of `checkpoint_path` to export_dir (eager mode only)."""
+  root, signatures = build_exportable(hp, num_classes, checkpoint_path)
+  tf.saved_model.save(root, export_dir, signatures=signatures)
+
+
+def main(argv):
+  """Child-process entry: argv = [prog, request.json]."""
+  import hparams_flags  # pylint: disable=g-import-not-at-top
+  with open(argv[1]) as f:
+    request = json.load(f)
+  hp = hparams_flags.HParams(**request['hparams'])
+  export_saved_model(hp, request['num_classes'], request['checkpoint_path'],
+                     request['export_dir'])
+
+
+if __name__ == '__main__':
+  main(sys.argv)
