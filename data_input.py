@@ -24,6 +24,8 @@ import tensorflow.compat.v1 as tf
 
 import augment
 import hparams_flags
+import imagenet_subsets
+from imagenet_subsets import split_index
 
 AUTOTUNE = tf.data.experimental.AUTOTUNE
 DatasetInfo = collections.namedtuple(
@@ -138,11 +140,13 @@ class FashionMnistSource(object):
 class TfdsSource(object):
   """A prepared tfds dataset; never downloads (prepares from a manual_dir only)."""
 
-  def __init__(self, hp):
+  def __init__(self, hp, name=None):
     import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
     self._tfds = tfds
     _disable_tfds_gcs_probing()
-    self._builder = tfds.builder(hp.dataset, data_dir=hp.data_dir)
+    name = name or hp.dataset
+    self._builder = tfds.builder(name, data_dir=hp.data_dir)
+    self._check_inputs(hp)
     prepared = tf.io.gfile.exists(
         os.path.join(self._builder.data_dir, 'dataset_info.json'))
     if not prepared:
@@ -152,7 +156,9 @@ class TfdsSource(object):
             ' never downloads it. Prepare it with tfds (tfds build %s '
             '--data_dir=...) or pass --tfds_manual_dir=<folder with the '
             'downloaded archives> to prepare it from local files.' %
-            (hp.dataset, hp.data_dir or '~/tensorflow_datasets', hp.dataset))
+            (name, hp.data_dir or '~/tensorflow_datasets', name))
+      if name.startswith('imagenet2012_subset/'):
+        _place_subset_list(hp, name.split('/')[1])
       self._builder.download_and_prepare(
           download_config=tfds.download.DownloadConfig(
               manual_dir=hp.tfds_manual_dir))
@@ -162,6 +168,9 @@ class TfdsSource(object):
         raise DataError('--dataset=%s has splits %s; %r is not one of them '
                         '(--train_split/--eval_split).' %
                         (hp.dataset, sorted(self._builder.info.splits), split))
+
+  def _check_inputs(self, hp):
+    """Validates extra inputs before any (slow) preparation; a hook."""
 
   def num_examples(self, split):
     """Examples in `split`."""
@@ -194,6 +203,127 @@ class TfdsSource(object):
     return ds.map(to_example, num_parallel_calls=AUTOTUNE)
 
 
+def _place_subset_list(hp, subset):
+  """Puts the verified 1%/10% list into the manual_dir, so tfds never downloads it."""
+  file_name = imagenet_subsets.subset_file_name(subset)
+  in_manual_dir = tf.io.gfile.exists(os.path.join(hp.tfds_manual_dir, file_name))
+  if not (in_manual_dir or hp.imagenet_subset_list or
+          hp.download_imagenet_subset_list):
+    raise DataError(
+        '--dataset=imagenet2012_subset/%s needs %s to prepare (tfds would '
+        'download it): pass --imagenet_subset_list=<the file or its folder>, '
+        'put it into --tfds_manual_dir=%s, or pass '
+        '--download_imagenet_subset_list.' %
+        (subset, file_name, hp.tfds_manual_dir))
+  imagenet_subsets.place_in_dir(subset, hp.tfds_manual_dir,
+                                hp.imagenet_subset_list,
+                                hp.download_imagenet_subset_list)
+
+
+class FilteredTfdsSource(TfdsSource):
+  """A subset of prepared imagenet2012: the ImageNet-100 classes, or the 1%/10% train files.
+
+  The base split is read (per host, a contiguous slice holding an equal share
+  of the kept examples) and filtered by position; an example's id is its rank
+  among the kept ones (dense, 0..N-1, stable), from a cached split index.
+  ImageNet-100 labels are 0..99 in class-file order.
+  """
+
+  def __init__(self, hp):
+    self._kept = {}  # split -> sorted positions in the base split
+    self._label_map = None  # imagenet2012 label -> new label (or -1)
+    self._subset_names = None
+    super().__init__(hp, name='imagenet2012')
+    # The tfds data_dir root (builder.data_dir is <root>/<name>/<version>).
+    data_dir = os.path.dirname(os.path.dirname(self._builder.data_dir))
+    if self._label_map is not None:
+      self.num_classes = imagenet_subsets.imagenet100.NUM_CLASSES
+      for split in (hp.train_split, hp.resolved_eval_split):
+        labels = split_index.load_or_build(self._builder, data_dir,
+                                           split)['label']
+        self._kept[split] = np.flatnonzero(self._label_map[labels] >= 0)
+    if self._subset_names is not None:
+      names = split_index.load_or_build(self._builder, data_dir,
+                                        hp.train_split)['file_name']
+      kept = np.flatnonzero(np.isin(names, self._subset_names))
+      if not kept.size:
+        raise DataError('--train_subset=%s: none of the listed files is in '
+                        'imagenet2012 %s under --data_dir=%s.' %
+                        (hp.train_subset, hp.train_split, data_dir))
+      if kept.size != len(self._subset_names):
+        tf.logging.warning('--train_subset=%s: %d of the %d listed files are '
+                           'in imagenet2012 %s.', hp.train_subset, kept.size,
+                           len(self._subset_names), hp.train_split)
+      self._kept[hp.train_split] = kept
+    for split, kept in self._kept.items():
+      tf.logging.info('%s keeps %d of the %d examples of imagenet2012 %s.',
+                      hp.dataset if hp.dataset == 'imagenet100' else
+                      '--train_subset', kept.size,
+                      self.num_base_examples(split), split)
+
+  def _check_inputs(self, hp):
+    if hp.dataset == 'imagenet100':
+      names = self._builder.info.features['label'].names
+      wnids = imagenet_subsets.load_class_list(hp.imagenet100_classes, names)
+      label_map = np.full([len(names)], -1, np.int64)
+      label_map[[names.index(w) for w in wnids]] = np.arange(len(wnids))
+      self._label_map = label_map
+    if hp.train_subset:
+      self._subset_names = np.array(sorted(imagenet_subsets.load_file_names(
+          hp.train_subset, hp.imagenet_subset_list,
+          hp.download_imagenet_subset_list)), dtype=bytes)
+
+  def num_examples(self, split):
+    """Examples in `split`."""
+    if split in self._kept:
+      return int(self._kept[split].size)
+    return super().num_examples(split)
+
+  def dataset(self, split, host_index, num_hosts, shuffle_files):
+    """This host's share of the kept examples of `split`, images still encoded."""
+    if split not in self._kept:
+      return super().dataset(split, host_index, num_hosts, shuffle_files)
+    tfds = self._tfds
+    kept = self._kept[split]
+    if kept.size < num_hosts:
+      raise DataError('%s %s has %d examples, fewer than the %d hosts.' %
+                      (self._builder.info.name, split, kept.size, num_hosts))
+    base_size = self.num_base_examples(split)
+    bounds = [kept[h * kept.size // num_hosts] if h else 0
+              for h in range(num_hosts)] + [base_size]
+    host_split = '%s[%d:%d]' % (split, bounds[host_index],
+                                bounds[host_index + 1])
+    ds = self._builder.as_dataset(
+        split=host_split, shuffle_files=shuffle_files,
+        decoders={'image': tfds.decode.SkipDecoding()},
+        read_config=tfds.ReadConfig(add_tfds_id=True))
+    starts = split_index.shard_starts(self._builder, split)
+    kept_t = tf.constant(kept, tf.int64)
+    label_map = (None if self._label_map is None else
+                 tf.constant(self._label_map, tf.int64))
+
+    def locate(example):
+      position = split_index.dense_ids_from_tfds_ids(example['tfds_id'], starts)
+      rank = tf.searchsorted(kept_t, position[tf.newaxis])[0]
+      found = tf.logical_and(
+          rank < kept.size,
+          tf.equal(tf.gather(kept_t, tf.minimum(rank, kept.size - 1)),
+                   position))
+      label = example['label']
+      if label_map is not None:
+        label = tf.gather(label_map, label)
+      return found, {'image': example['image'], 'label': label,
+                     'id': tf.cast(rank, tf.int64)}
+
+    ds = ds.map(locate, num_parallel_calls=AUTOTUNE)
+    ds = ds.filter(lambda found, example: found)
+    return ds.map(lambda found, example: example, num_parallel_calls=AUTOTUNE)
+
+  def num_base_examples(self, split):
+    """Examples of `split` in the unfiltered imagenet2012."""
+    return self._builder.info.splits[split].num_examples
+
+
 def _disable_tfds_gcs_probing():
   try:
     from tensorflow_datasets.core.utils import gcs_utils  # pylint: disable=g-import-not-at-top
@@ -208,8 +338,13 @@ def get_source(hp):
     return SyntheticSource(hp)
   if hp.dataset == 'fashion_mnist':
     return FashionMnistSource(hp)
-  if hp.dataset in hparams_flags.TFDS_DATASETS:
-    return TfdsSource(hp)
+  try:
+    if hp.dataset in hparams_flags.FILTERED_DATASETS or hp.train_subset:
+      return FilteredTfdsSource(hp)
+    if hp.dataset in hparams_flags.TFDS_DATASETS:
+      return TfdsSource(hp)
+  except imagenet_subsets.SubsetError as e:
+    raise DataError(str(e)) from e
   raise DataError('--dataset: unknown dataset %r' % hp.dataset)
 
 
@@ -238,13 +373,22 @@ def host_placement(params):
   return context.current_host, context.num_hosts
 
 
-def _views(hp, image, is_training):
-  """Channel-stacked augmented views of one decoded image."""
+def _image_features(hp, image, is_training):
+  """One example's image features: stacked views, or source image + crop boxes."""
+  # The second form is training with --augment_on_device=crop_and_color.
   image = tf.image.convert_image_dtype(_decode(image), tf.float32)
+  on_device = hp.augment_on_device if is_training else 'none'
+  if on_device == 'crop_and_color':
+    source_size = augment.device_source_size(hp.image_size,
+                                             hp.device_crop_source_size)
+    return {'image': augment.resize_source(image, source_size),
+            'crop_boxes': augment.sample_crop_boxes(tf.shape(image),
+                                                    hp.views_per_example)}
 
   def train_view():
     return augment.preprocess_image(
-        image, hp.image_size, is_training=True, color_distort=hp.is_pretrain,
+        image, hp.image_size, is_training=True,
+        color_distort=hp.is_pretrain and on_device == 'none',
         color_jitter_strength=hp.color_jitter_strength)
 
   if is_training:
@@ -253,7 +397,7 @@ def _views(hp, image, is_training):
     views = [augment.preprocess_image(image, hp.image_size, is_training=False)]
     if hp.is_contrastive and hp.eval_contrastive:
       views.append(train_view())
-  return tf.concat(views, axis=-1)
+  return {'image': tf.concat(views, axis=-1)}
 
 
 def build_input_fn(hp, is_training, num_classes, num_eval_examples=None,
@@ -272,9 +416,9 @@ def build_input_fn(hp, is_training, num_classes, num_eval_examples=None,
     id_dtype = tf.int32 if params.get('use_tpu') else tf.int64
 
     def finish(example, mask):
-      views = _views(hp, example['image'], is_training)
+      features = _image_features(hp, example['image'], is_training)
+      features['id'] = tf.cast(example['id'], id_dtype)
       label = tf.cast(example['label'], tf.int32)
-      features = {'image': views, 'id': tf.cast(example['id'], id_dtype)}
       labels = {'label': label,
                 'onehot': tf.one_hot(label, num_classes, dtype=tf.float32),
                 'mask': tf.constant(mask, tf.float32)}
@@ -283,7 +427,8 @@ def build_input_fn(hp, is_training, num_classes, num_eval_examples=None,
     if is_training:
       buffer = batch_size * (50 if hp.image_size <= 32 else 10)
       ds = ds.shuffle(buffer, seed=hp.seed).repeat()
-      ds = ds.map(lambda ex: finish(ex, 1.0), num_parallel_calls=AUTOTUNE)
+      ds = ds.map(lambda ex: finish(ex, 1.0), num_parallel_calls=AUTOTUNE,
+                  deterministic=hp.deterministic_input)
     else:
       ds = ds.map(lambda ex: finish(ex, 1.0), num_parallel_calls=AUTOTUNE)
       ds = ds.concatenate(_padding(ds.element_spec)).take(

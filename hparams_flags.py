@@ -26,14 +26,22 @@ RPC_KINDS = ('chi', 'nce', 'js', 'nwj', 'dv')
 RPC_NORMALIZERS = ('exact', 'reference')
 FNC_STRATEGIES = ('attraction', 'elimination')
 SOGCLR_STORAGES = ('mean', 'sum')
+AUGMENT_ON_DEVICE = ('none', 'color', 'crop_and_color')
 TFDS_DATASETS = ('cifar10', 'cifar100', 'imagenet2012', 'imagenet2012_subset/1pct',
                  'imagenet2012_subset/10pct')
 LOCAL_DATASETS = ('fashion_mnist', 'synthetic')
-DATASETS = TFDS_DATASETS + LOCAL_DATASETS
+# Class subsets of a prepared imagenet2012 (filtered at read time).
+FILTERED_DATASETS = ('imagenet100',)
+DATASETS = TFDS_DATASETS + FILTERED_DATASETS + LOCAL_DATASETS
 DATASETS_NEEDING_DATA_DIR = ('imagenet2012', 'imagenet2012_subset/1pct',
-                             'imagenet2012_subset/10pct')
+                             'imagenet2012_subset/10pct', 'imagenet100')
+IMAGENET_SUBSETS = ('1pct', '10pct')
 FASHION_MNIST_DEBIAN_DIR = '/usr/share/datasets/fashion-mnist'
-DEFAULT_VARIABLE_SCHEMA = r'^(?!global_step|.*/Momentum|.*/Adam|head_supervised)'
+# Restore everything but the step, optimizer state (Momentum/LARS, Adam and its
+# beta powers), SogCLR's per-example u and the supervised head.
+DEFAULT_VARIABLE_SCHEMA = (
+    r'^(?!global_step$|beta[12]_power$|sogclr/|head_supervised/|'
+    r'(?:.*/)?(?:Momentum|Adam(?:_\d+)?|LARS\w*|RMSProp\w*)(?:/|$))')
 
 
 class HParamsError(ValueError):
@@ -106,6 +114,22 @@ def define_flags(fv=flags.FLAGS):
   flags.DEFINE_string('tfds_manual_dir', None, 'tfds manual_dir holding the '
                       'downloaded archives, used to prepare a tfds dataset '
                       'that is not prepared yet in --data_dir.', **d)
+  flags.DEFINE_string('imagenet_subset_list', None, 'The published ImageNet '
+                      '1%/10% list (1percent.txt / 10percent.txt, or a folder '
+                      'holding it), checked by sha256. Used by '
+                      '--dataset=imagenet2012_subset/* (placed into '
+                      '--tfds_manual_dir before tfds prepares) and by '
+                      '--train_subset.', **d)
+  flags.DEFINE_bool('download_imagenet_subset_list', False, 'Without '
+                    '--imagenet_subset_list, fetch the list from the official '
+                    'SimCLR URL (needs network; checked by sha256).', **d)
+  flags.DEFINE_enum('train_subset', None, IMAGENET_SUBSETS, 'With '
+                    '--dataset=imagenet2012: train on the 1%/10% subset of '
+                    'the prepared train split, selected by file name from '
+                    '--imagenet_subset_list.', **d)
+  flags.DEFINE_string('imagenet100_classes', None, 'Class-list file of '
+                      '--dataset=imagenet100: 100 imagenet2012 wnids, one per '
+                      'line, in label order 0..99.', **d)
   flags.DEFINE_string('train_split', 'train', 'Split used for training.', **d)
   flags.DEFINE_string('eval_split', '', 'Split used for evaluation; empty means '
                       'the dataset\'s own (validation for ImageNet, test '
@@ -116,6 +140,23 @@ def define_flags(fv=flags.FLAGS):
                        'the synthetic dataset.', **d)
   flags.DEFINE_integer('synthetic_eval_examples', 100, 'Eval-set size of the '
                        'synthetic dataset.', **d)
+  flags.DEFINE_enum('augment_on_device', 'none', AUGMENT_ON_DEVICE,
+                    'Training augmentation moved from the host input pipeline '
+                    'into model_fn (batched, XLA-compilable): none; color '
+                    '(host crops, resizes and flips; the accelerator does '
+                    'colour jitter, grayscale and blur); crop_and_color (the '
+                    'host only decodes, resizes the whole image once to '
+                    '--device_crop_source_size and draws the crop windows; '
+                    'crops are cut by bilinear resampling of that smaller '
+                    'image, so small crops carry less detail than host '
+                    'crops of the full-resolution image).', **d)
+  flags.DEFINE_integer('device_crop_source_size', 0, 'Side of the square host '
+                       'image that crop_and_color cuts its crops from; 0: '
+                       'image_size / 0.875 (256 for 224), image_size for '
+                       '<= 32 px.', **d)
+  flags.DEFINE_bool('deterministic_input', True, 'Keep the training input '
+                    'order deterministic; False lets parallel map calls '
+                    'finish out of order (faster).', **d)
   flags.DEFINE_integer('num_views', 2, 'Augmented views per example in '
                        'pretraining.', **d)
   # Schedule and optimisation.
@@ -157,7 +198,18 @@ def define_flags(fv=flags.FLAGS):
   flags.DEFINE_float('batch_norm_decay', 0.9, 'Batch-norm moving-average '
                      'decay.', **d)
   flags.DEFINE_integer('resnet_depth', 50, 'ResNet depth.', **d)
-  flags.DEFINE_integer('width_multiplier', 1, 'ResNet width multiplier.', **d)
+  flags.DEFINE_float('width_multiplier', 1, 'ResNet width multiplier w '
+                     '(normally an integer; a float gives int(64 * w * 2**i) '
+                     'channels).', **d)
+  flags.DEFINE_float('sk_ratio', 0.0, 'Selective kernels (SimCLR v2) with fc '
+                     'width max(filters * sk_ratio, 32) in bottleneck blocks; '
+                     '> 0 also selects the ResNet-D stem and shortcuts; 0 '
+                     'turns them off.', **d)
+  flags.DEFINE_float('se_ratio', 0.0, 'Squeeze-excite ratio after the last BN '
+                     'of each block; 0 turns it off.', **d)
+  flags.DEFINE_bool('use_bfloat16', False, 'Run the ResNet trunk in bfloat16 '
+                    '(activations bf16; variables, heads and losses float32). '
+                    'Meant for TPU; on CPU it works but is slow.', **d)
   flags.DEFINE_integer('image_size', 224, 'Input image size (<= 32 selects the '
                        'CIFAR stem and disables eval crops).', **d)
   flags.DEFINE_float('color_jitter_strength', 1.0, 'Colour jitter strength s.',
@@ -176,6 +228,10 @@ def define_flags(fv=flags.FLAGS):
   flags.DEFINE_integer('fine_tune_after_block', -1, 'Train only what comes '
                        'after this block (-1: everything; 4: linear eval).',
                        **d)
+  flags.DEFINE_bool('allow_partial_restore', False, 'Finetune even when '
+                    'variables that --variable_schema selects are missing from'
+                    ' --checkpoint or have another shape there (they keep '
+                    'their initialisation).', **d)
   # Checkpoints, summaries, evaluation.
   flags.DEFINE_string('model_dir', None, 'Checkpoints, summaries, results.',
                       **d)
@@ -184,15 +240,26 @@ def define_flags(fv=flags.FLAGS):
   flags.DEFINE_integer('checkpoint_steps', 0, 'Checkpoint every this many '
                        'steps; overrides --checkpoint_epochs when > 0.', **d)
   flags.DEFINE_integer('keep_checkpoint_max', 5, 'Checkpoints kept.', **d)
-  flags.DEFINE_integer('keep_hub_module_max', 1, 'TF-Hub modules kept under '
-                       'model_dir/hub (one is written after every '
+  flags.DEFINE_integer('keep_hub_module_max', 1, 'Exports kept of each kind '
+                       '(TF1 Hub modules in model_dir/hub, TF2 SavedModels in '
+                       'model_dir/saved_model; both are written after every '
                        'evaluation; 0 writes none).', **d)
+  flags.DEFINE_bool('export_saved_model', True, 'Also export a TF2 reusable '
+                    'SavedModel next to each TF1 Hub module.', **d)
   flags.DEFINE_integer('train_summary_steps', 100, 'Training summaries every '
                        'this many steps; 0 turns them off.', **d)
   flags.DEFINE_string('eval_name', None, 'Suffix of the eval directory.', **d)
   flags.DEFINE_integer('eval_timeout_secs', 0, '--mode=eval: give up after '
                        'this many seconds without a new checkpoint (0: wait '
                        'forever).', **d)
+  flags.DEFINE_integer('knn_bank_size', 4096, 'kNN monitor at every '
+                       'evaluation: training examples (eval preprocessing) in '
+                       'the feature bank; 0 turns it off. Uses '
+                       'estimator.predict, which on TPU needs a single host.',
+                       **d)
+  flags.DEFINE_integer('knn_k', 200, 'kNN monitor: neighbours that vote.', **d)
+  flags.DEFINE_float('knn_temperature', 0.1, 'kNN monitor: a neighbour votes '
+                     'exp(cosine / T) for its class.', **d)
   flags.DEFINE_integer('eval_interval_secs', 15, '--mode=eval: minimum '
                        'seconds between two evaluations.', **d)
   # Runtime.
@@ -238,11 +305,18 @@ class HParams:
   dataset: str
   data_dir: str
   tfds_manual_dir: str
+  imagenet_subset_list: str
+  download_imagenet_subset_list: bool
+  train_subset: str
+  imagenet100_classes: str
   train_split: str
   eval_split: str
   cache_dataset: bool
   synthetic_train_examples: int
   synthetic_eval_examples: int
+  augment_on_device: str
+  device_crop_source_size: int
+  deterministic_input: bool
   num_views: int
   train_batch_size: int
   train_epochs: int
@@ -265,7 +339,10 @@ class HParams:
   global_bn: bool
   batch_norm_decay: float
   resnet_depth: int
-  width_multiplier: int
+  width_multiplier: float
+  sk_ratio: float
+  se_ratio: float
+  use_bfloat16: bool
   image_size: int
   color_jitter_strength: float
   use_blur: bool
@@ -274,14 +351,19 @@ class HParams:
   variable_schema: str
   zero_init_logits_layer: bool
   fine_tune_after_block: int
+  allow_partial_restore: bool
   model_dir: str
   checkpoint_epochs: int
   checkpoint_steps: int
   keep_checkpoint_max: int
   keep_hub_module_max: int
+  export_saved_model: bool
   train_summary_steps: int
   eval_name: str
   eval_timeout_secs: int
+  knn_bank_size: int
+  knn_k: int
+  knn_temperature: float
   eval_interval_secs: int
   use_tpu: bool
   tpu_name: str
@@ -400,7 +482,12 @@ def validate(hp, num_replicas=1):
   _require(0 <= hp.momentum < 1, 'momentum', 'must be in [0, 1).')
   _require(0 < hp.batch_norm_decay < 1, 'batch_norm_decay',
            'must be in (0, 1).')
-  _require(hp.width_multiplier >= 1, 'width_multiplier', 'must be >= 1.')
+  _require(hp.width_multiplier > 0 and int(64 * hp.width_multiplier) >= 2,
+           'width_multiplier', 'must be > 0 (and 64 * w >= 2), got %r.'
+           % hp.width_multiplier)
+  for name in ('sk_ratio', 'se_ratio'):
+    _require(0 <= getattr(hp, name) < 1, name,
+             'must be in [0, 1) (0 turns it off), got %r.' % getattr(hp, name))
   _require(hp.image_size >= 8, 'image_size', 'must be >= 8.')
   _require(hp.color_jitter_strength >= 0, 'color_jitter_strength',
            'must be >= 0.')
@@ -425,7 +512,8 @@ def validate(hp, num_replicas=1):
                         ('rpc_kind', RPC_KINDS),
                         ('rpc_normalizer', RPC_NORMALIZERS),
                         ('fnc_strategy', FNC_STRATEGIES),
-                        ('sogclr_storage', SOGCLR_STORAGES)):
+                        ('sogclr_storage', SOGCLR_STORAGES),
+                        ('augment_on_device', AUGMENT_ON_DEVICE)):
     _check_enum(hp, name, allowed)
   if hp.objective == 'supcon':
     _require(hp.positives_cap == -1 or (
@@ -434,6 +522,10 @@ def validate(hp, num_replicas=1):
              % hp.num_views)
   _require(hp.base_temperature > 0, 'base_temperature', 'must be > 0.')
   _require(0 <= hp.label_smoothing < 1, 'label_smoothing', 'must be in [0, 1).')
+  _require(hp.device_crop_source_size == 0 or
+           hp.device_crop_source_size >= hp.image_size,
+           'device_crop_source_size', 'must be 0 (automatic) or >= '
+           '--image_size (%d).' % hp.image_size)
   _require(hp.fnc_support_views >= 0, 'fnc_support_views', 'must be >= 0.')
   _require(hp.fnc_topk >= 1, 'fnc_topk', 'must be >= 1.')
   _require(0 < hp.sogclr_gamma <= 1, 'sogclr_gamma', 'must be in (0, 1].')
@@ -449,6 +541,10 @@ def validate(hp, num_replicas=1):
   _require(hp.train_summary_steps >= 0, 'train_summary_steps', 'must be >= 0.')
   _require(hp.iterations_per_loop >= 0, 'iterations_per_loop', 'must be >= 0.')
   _require(hp.eval_timeout_secs >= 0, 'eval_timeout_secs', 'must be >= 0.')
+  _require(hp.knn_bank_size >= 0, 'knn_bank_size', 'must be >= 0 (0 turns '
+           'the kNN monitor off).')
+  _require(hp.knn_k >= 1, 'knn_k', 'must be >= 1.')
+  _require(hp.knn_temperature > 0, 'knn_temperature', 'must be > 0.')
   _require(hp.synthetic_train_examples > 0, 'synthetic_train_examples',
            'must be > 0.')
   _require(hp.synthetic_eval_examples > 0, 'synthetic_eval_examples',
@@ -458,6 +554,7 @@ def validate(hp, num_replicas=1):
            'data_dir', 'is required for --dataset=%s (a tfds data_dir with '
            'the prepared dataset, e.g. gs://bucket/tensorflow_datasets).' %
            hp.dataset)
+  _validate_imagenet_subsets(hp)
   if hp.mode == 'export':
     _require(bool(hp.checkpoint), 'checkpoint',
              '--mode=export needs the checkpoint to export.')
@@ -475,6 +572,27 @@ def validate(hp, num_replicas=1):
     _require(bool(hp.tpu_name or hp.master), 'tpu_name',
              'is required with --use_tpu=True (or pass --master, or run with '
              '--use_tpu=False on CPU/GPU).')
+
+
+def _validate_imagenet_subsets(hp):
+  """The ImageNet subset and ImageNet-100 flags only where they apply."""
+  _require(bool(hp.imagenet100_classes) == (hp.dataset == 'imagenet100'),
+           'imagenet100_classes', 'is required with --dataset=imagenet100 (a '
+           'file of 100 wnids) and only used by it.')
+  if hp.train_subset:
+    _require(hp.dataset == 'imagenet2012', 'train_subset',
+             'filters --dataset=imagenet2012 only; for a tfds subset use '
+             '--dataset=imagenet2012_subset/%s.' % hp.train_subset)
+  subset_dataset = hp.dataset.startswith('imagenet2012_subset/')
+  if hp.imagenet_subset_list or hp.download_imagenet_subset_list:
+    _require(bool(hp.train_subset) or subset_dataset, 'imagenet_subset_list',
+             'is only used by --dataset=imagenet2012_subset/* and '
+             '--train_subset.')
+  if hp.train_subset:
+    _require(bool(hp.imagenet_subset_list or
+                  hp.download_imagenet_subset_list), 'imagenet_subset_list',
+             '--train_subset needs the list (or '
+             '--download_imagenet_subset_list).')
 
 
 def _num_proj_head_layers(hp):

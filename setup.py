@@ -21,7 +21,7 @@ setuptools.setup(
                  '(TF 2.15, tf.compat.v1).'),
     python_requires='>=3.9,<3.12',
     py_modules=['run', 'model_fn', 'data_input', 'hparams_flags', 'augment',
-                'optimization', 'export'],
+                'optimization', 'export', 'saved_model_export'],
     packages=['losses', 'resnet', 'imagenet_subsets'],
     install_requires=INSTALL_REQUIRES,
     extras_require={'test': ['pytest==8.3.4', 'pytest-xdist==3.6.1']},

@@ -1,0 +1,51 @@
+"""The ImageNet-100 ("ImageNet-S" in SogCLR) class list: 100 ImageNet-1K synset ids.
+
+The file holds one WordNet id (`n01440764`) per line; line order gives the
+labels 0..99.  Blank lines are ignored.  The list is not shipped with this
+package; the user passes it (e.g. the `dataImageNet100` split of
+LargeScaleIncrementalLearning, which SogCLR cites).
+"""
+
+import re
+
+import tensorflow.compat.v1 as tf
+
+from imagenet_subsets import lists
+
+NUM_CLASSES = 100
+_WNID = re.compile(r'^n\d{8}$')
+
+
+def load_class_list(path, known_wnids):
+  """The validated wnids of the class file at `path`, in label order.
+
+  `known_wnids` are imagenet2012's label names; every line must be one of them,
+  unique, and there must be exactly 100.
+  """
+  if not path or not tf.io.gfile.exists(path):
+    raise lists.SubsetError('ImageNet-100 class list %s not found (pass a file '
+                            'with one wnid per line).' % path)
+  with tf.io.gfile.GFile(path, 'r') as f:
+    text = f.read()
+  known = frozenset(known_wnids)
+  wnids, first_line = [], {}
+  for number, line in enumerate(text.splitlines(), start=1):
+    wnid = line.strip()
+    if not wnid:
+      continue
+    where = '%s line %d (%r)' % (path, number, line)
+    if not _WNID.match(wnid):
+      raise lists.SubsetError('%s: not a WordNet id like n01440764; the file '
+                              'needs one wnid per line.' % where)
+    if wnid not in known:
+      raise lists.SubsetError('%s: %s is not an imagenet2012 class.' %
+                              (where, wnid))
+    if wnid in first_line:
+      raise lists.SubsetError('%s: %s repeats line %d; each class once.' %
+                              (where, wnid, first_line[wnid]))
+    first_line[wnid] = number
+    wnids.append(wnid)
+  if len(wnids) != NUM_CLASSES:
+    raise lists.SubsetError('%s holds %d class ids; ImageNet-100 needs exactly '
+                            '%d.' % (path, len(wnids), NUM_CLASSES))
+  return wnids
