@@ -406,3 +406,107 @@ def preprocess_image(image, size, is_training, color_distort=True,
     return preprocess_for_train(image, size, color_jitter_strength,
                                 color_distort=color_distort)
   return preprocess_for_eval(image, size, crop=test_crop)
+
+
+# ------------------------------------------------ on-device augmentation
+# With --augment_on_device the host does less and model_fn finishes each
+# view on the accelerator with batched, static-shape ops that XLA compiles:
+#   color:          host crop+resize+flip; device colour jitter, grayscale, blur.
+#   crop_and_color: host decodes and resizes the whole image once to a fixed
+#                   source size and samples the crop windows (no pixel work);
+#                   device crops+resizes (bilinear, as matrix products), flips,
+#                   then colour and blur.
+
+
+def device_source_size(image_size, source_size=0):
+  """Side of the fixed-size host image that on-device crops are cut from."""
+  if source_size:
+    return source_size
+  if image_size <= EVAL_NO_CROP_MAX_SIZE:
+    return image_size  # CIFAR-sized images are used as they are.
+  return int(round(image_size / EVAL_CROP_PROPORTION))
+
+
+def resize_source(image, source_size):
+  """Host, crop_and_color: one bilinear resize of the whole image to a square."""
+  image = to_float(image)
+  out = tf.image.resize_bilinear(image[tf.newaxis], [source_size, source_size],
+                                 half_pixel_centers=True)[0]
+  out.set_shape([source_size, source_size, 3])
+  return _clip(out)
+
+
+def sample_crop_boxes(image_shape, num_views):
+  """Host: one random-resized-crop window per view as normalised [y0, x0, y1, x1]; [V, 4]."""
+  # Windows are drawn on the original image, so areas and aspect ratios are
+  # those of the per-image path; normalising keeps them valid on the
+  # resized (square) source image.
+  extent = tf.cast(image_shape[:2], tf.float32)
+  boxes = []
+  for _ in range(num_views):
+    begin, size = sample_crop_window(image_shape)
+    start = tf.cast(begin[:2], tf.float32)
+    stop = start + tf.cast(size[:2], tf.float32)
+    boxes.append(tf.concat([start / extent, stop / extent], axis=0))
+  return tf.stack(boxes)
+
+
+def _interpolation_matrix(begin, end, source, size):
+  """[B, size, source] bilinear weights sampling [begin, end) (fractions) of an axis."""
+  # Half-pixel centres, edge-clamped: for the whole axis this is exactly
+  # tf.image.resize_bilinear(half_pixel_centers=True).
+  source_f = float(source)
+  step = (end - begin)[:, tf.newaxis] * source_f / size
+  centres = (begin[:, tf.newaxis] * source_f +
+             (tf.range(size, dtype=tf.float32)[tf.newaxis] + 0.5) * step - 0.5)
+  centres = tf.clip_by_value(centres, 0., source_f - 1.)
+  taps = tf.range(source, dtype=tf.float32)
+  return tf.nn.relu(1. - tf.abs(centres[:, :, tf.newaxis] - taps))
+
+
+def crop_resize_flip(images, boxes, flips, size):
+  """Device: per-image crop boxes [B, 4] and flips [B] of [B, S0, S0, 3] -> [B, size, size, 3]."""
+  images = to_float(images)
+  height = tf.compat.dimension_value(images.shape[1])
+  width = tf.compat.dimension_value(images.shape[2])
+  if height is None or width is None:
+    raise ValueError('crop_resize_flip needs a static source size')
+  boxes = tf.cast(boxes, tf.float32)
+  flips = tf.convert_to_tensor(flips, tf.bool)
+  rows = _interpolation_matrix(boxes[:, 0], boxes[:, 2], height, size)
+  cols = _interpolation_matrix(boxes[:, 1], boxes[:, 3], width, size)
+  cols = tf.where_v2(flips[:, tf.newaxis, tf.newaxis],
+                     tf.reverse(cols, axis=[1]), cols)
+  out = tf.einsum('bih,bhwc->biwc', rows, images)
+  out = tf.einsum('bjw,biwc->bijc', cols, out)
+  return _clip(out)
+
+
+def sample_flips(batch_size):
+  """Per-image horizontal flips with p=0.5; [B] bool."""
+  return tf.random.uniform([batch_size]) < 0.5
+
+
+def device_train_views(views, size, color_distort=True,
+                       color_jitter_strength=1.0, blur=True, sources=None,
+                       crop_boxes=None):
+  """Device: finishes a list of V view batches [B, size, size, 3] (the model_fn part).
+
+  With `sources` [B, S0, S0, 3] and `crop_boxes` [B, V, 4] (crop_and_color)
+  the views are first cut from the sources (`views` is ignored); then colour
+  distortion when `color_distort` and the blur when `blur`.
+  """
+  if sources is not None:
+    batch = tf.compat.dimension_value(sources.shape[0]) or tf.shape(sources)[0]
+    num_views = tf.compat.dimension_value(crop_boxes.shape[1])
+    views = [crop_resize_flip(sources, crop_boxes[:, v], sample_flips(batch),
+                              size) for v in range(num_views)]
+  out = []
+  for view in views:
+    view = to_float(view)
+    if color_distort:
+      view = batch_random_color_distortion(view, color_jitter_strength)
+    if blur:
+      view = batch_random_blur(view, size)
+    out.append(view)
+  return out

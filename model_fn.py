@@ -7,6 +7,7 @@ import tensorflow.compat.v1 as tf
 import tensorflow.compat.v2 as tf2
 
 import augment
+import checkpoint_restore
 import losses
 import optimization
 from losses import replica
@@ -23,16 +24,33 @@ def _dense(x, units, use_bias, zero_init=False):
                          bias_initializer=tf.zeros_initializer())
 
 
+def _num_head_layers(hp):
+  return {'none': 0, 'linear': 1}.get(hp.proj_head_mode, hp.num_proj_layers)
+
+
+def _head_layer_trains(hp, layer):
+  """Whether projection-head layer `layer` trains (in finetune: those below ft_proj_selector)."""
+  if hp.is_pretrain:
+    return True
+  selector = hp.ft_proj_selector
+  return layer < (_num_head_layers(hp) if selector < 0 else selector)
+
+
 def projection_head(hp, hiddens, is_training, ctx):
-  """SimCLR projection head; returns (output, [encoder output, layer 1, ...])."""
+  """SimCLR projection head; returns (output, [encoder output, layer 1, ...]).
+
+  In finetune the layers above ft_proj_selector feed nothing that trains: they
+  keep their restored weights and run BN in inference mode.
+  """
   outputs = [hiddens]
   x = hiddens
-  bn = lambda x, center: resnet.batch_norm.batch_norm(  # pylint: disable=g-long-lambda
-      x, is_training, ctx, decay=hp.batch_norm_decay, center=center)
+  bn = lambda x, j, center: resnet.batch_norm.batch_norm(  # pylint: disable=g-long-lambda
+      x, is_training and _head_layer_trains(hp, j), ctx,
+      decay=hp.batch_norm_decay, center=center)
   with tf.variable_scope(CONTRASTIVE_HEAD):
     if hp.proj_head_mode == 'linear':
       with tf.variable_scope('l_0'):
-        x = bn(_dense(x, hp.proj_out_dim, use_bias=False), center=False)
+        x = bn(_dense(x, hp.proj_out_dim, use_bias=False), 0, center=False)
       outputs.append(x)
     elif hp.proj_head_mode == 'nonlinear':
       width = int(hiddens.shape[-1])
@@ -40,7 +58,7 @@ def projection_head(hp, hiddens, is_training, ctx):
         last = j == hp.num_proj_layers - 1
         with tf.variable_scope('nl_%d' % j):
           x = _dense(x, hp.proj_out_dim if last else width, use_bias=False)
-          x = bn(x, center=not last)
+          x = bn(x, j, center=not last)
           if not last:
             x = tf.nn.relu(x)
         outputs.append(x)
@@ -64,10 +82,42 @@ def _split_views(images):
   return tf.split(images, num_views, axis=-1)
 
 
+_HEAD_LAYER = re.compile(r'%s/n?l_(\d+)/' % CONTRASTIVE_HEAD)
+
+
+def _frozen_head_variable(hp, variable):
+  layer = _HEAD_LAYER.match(variable.op.name)
+  return bool(layer) and not _head_layer_trains(hp, int(layer.group(1)))
+
+
+def _training_views(hp, features, images):
+  """The V training view batches, finished on the device as the flags ask."""
+  blur = hp.is_pretrain and hp.use_blur  # SimCLR blurs whole batches here
+  if hp.augment_on_device == 'none':
+    views = _split_views(images)
+    if blur:
+      views = [augment.batch_random_blur(v, hp.image_size) for v in views]
+    return views
+  crop_on_device = hp.augment_on_device == 'crop_and_color'
+  return augment.device_train_views(
+      None if crop_on_device else _split_views(images), hp.image_size,
+      color_distort=hp.is_pretrain,
+      color_jitter_strength=hp.color_jitter_strength, blur=blur,
+      sources=images if crop_on_device else None,
+      crop_boxes=features['crop_boxes'] if crop_on_device else None)
+
+
 def _trainable_variables(hp):
-  """Variables that the optimizer updates (fine_tune_after_block freezes earlier blocks)."""
+  """Variables that the optimizer updates.
+
+  In finetune, fine_tune_after_block freezes the blocks up to it, and the
+  projection-head layers from ft_proj_selector up stay frozen.
+  """
   variables = tf.trainable_variables()
-  if hp.is_pretrain or hp.fine_tune_after_block < 0:
+  if hp.is_pretrain:
+    return variables
+  variables = [v for v in variables if not _frozen_head_variable(hp, v)]
+  if hp.fine_tune_after_block < 0:
     return variables
   frozen = set()
   for k in range(hp.fine_tune_after_block + 1):
@@ -76,24 +126,17 @@ def _trainable_variables(hp):
   return [v for v in variables if id(v) not in frozen]
 
 
-def _checkpoint_scaffold(hp):
-  """A scaffold whose init takes the --variable_schema variables from --checkpoint."""
-  ckpt = hp.checkpoint
-  if tf.io.gfile.isdir(ckpt):
-    ckpt = tf.train.latest_checkpoint(ckpt)
-  in_checkpoint = dict(tf.train.list_variables(ckpt))
-  schema = re.compile(hp.variable_schema)
-  assignment = {}
-  for v in tf.global_variables():
-    name = v.op.name
-    if schema.match(name) and name in in_checkpoint:
-      assignment[name] = v
-  if not assignment:
-    raise ValueError('--checkpoint=%s: no variable of the model matches '
-                     '--variable_schema=%r and exists in the checkpoint.' %
-                     (hp.checkpoint, hp.variable_schema))
-  tf.logging.info('Restoring %d variables from %s', len(assignment), ckpt)
-  tf.train.init_from_checkpoint(ckpt, assignment)
+def _checkpoint_scaffold(hp, model_variables):
+  """A scaffold whose init takes the --variable_schema variables from --checkpoint.
+
+  A model_dir that already holds a checkpoint resumes from it instead, and
+  --checkpoint is not read at all.
+  """
+  resume = checkpoint_restore.resume_checkpoint(hp)
+  if resume:
+    tf.logging.info('Resuming from %s; --checkpoint is not used.', resume)
+  else:
+    checkpoint_restore.init_from_checkpoint(hp, model_variables)
   return tf.train.Scaffold()
 
 
@@ -153,9 +196,16 @@ def forward(hp, images, is_training, bn_ctx, num_classes):
     encoder = resnet.resnet_v1(
         hp.resnet_depth, hp.width_multiplier, cifar_stem=hp.image_size <= 32,
         batch_norm_decay=hp.batch_norm_decay, ctx=bn_ctx,
-        fine_tune_after_block=-1 if hp.is_pretrain else hp.fine_tune_after_block)
+        fine_tune_after_block=-1 if hp.is_pretrain else hp.fine_tune_after_block,
+        sk_ratio=hp.sk_ratio, se_ratio=hp.se_ratio)
+    # bfloat16 trunk: the layers create float32 variables and cast them to the
+    # activation dtype (what tf.tpu.bfloat16_scope does); BN moments are
+    # float32.  Endpoints are handed out as float32.
+    if hp.use_bfloat16:
+      images = tf.cast(images, tf.bfloat16)
     hiddens, endpoints = encoder(images,
                                  is_training=is_training and not freeze_encoder)
+    endpoints = {k: tf.cast(v, tf.float32) for k, v in endpoints.items()}
   hiddens = tf.cast(hiddens, tf.float32)
   proj_out, head_outputs = projection_head(hp, hiddens, is_training, bn_ctx)
   if not hp.is_pretrain:
@@ -172,8 +222,13 @@ def forward(hp, images, is_training, bn_ctx, num_classes):
   return outputs
 
 
-def build_model_fn(hp, num_classes, num_train_examples):
-  """Returns the TPUEstimator model_fn for hyperparameters `hp`."""
+def build_model_fn(hp, num_classes, num_train_examples, predict_keys=None):
+  """Returns the TPUEstimator model_fn for hyperparameters `hp`.
+
+  `predict_keys`: the outputs PREDICT returns (None: all of them); features
+  `label` and `mask`, when the input has them, are passed through too.  On
+  TPU every prediction goes through the outfeed, so keep it small.
+  """
 
   def model_fn(features, labels, mode, params):
     """Builds the train, eval or predict graph."""
@@ -186,19 +241,25 @@ def build_model_fn(hp, num_classes, num_train_examples):
       images = features['image']
     else:
       images = features
-    views = _split_views(images)
+    views = _training_views(hp, features, images) if is_training else (
+        _split_views(images))
     num_views = len(views)
-    if hp.is_pretrain and is_training and hp.use_blur:
-      views = [augment.batch_random_blur(v, hp.image_size) for v in views]
     local_batch = int(views[0].shape[0])  # static: batches drop the remainder
     x = tf.concat(views, axis=0)
 
+    num_before = len(tf.global_variables())
     outputs = forward(hp, x, is_training, bn_ctx, num_classes)
+    model_variables = tf.global_variables()[num_before:]
     proj_out = outputs['proj_head_output']
     logits_sup = outputs.get('logits_sup')
 
     if mode == tf.estimator.ModeKeys.PREDICT:
       predictions = dict(outputs)
+      if predict_keys is not None:
+        predictions = {k: outputs[k][:local_batch] for k in predict_keys}
+        for key in ('label', 'mask'):
+          if isinstance(features, dict) and key in features:
+            predictions[key] = features[key]
       return tf.estimator.tpu.TPUEstimatorSpec(mode, predictions=predictions)
 
     label = labels['label']
@@ -264,7 +325,8 @@ def build_model_fn(hp, num_classes, num_train_examples):
 
     scaffold_fn = None
     if hp.checkpoint and not hp.is_pretrain:
-      scaffold_fn = functools.partial(_checkpoint_scaffold, hp)
+      scaffold_fn = functools.partial(_checkpoint_scaffold, hp,
+                                      model_variables)
 
     summaries = dict(metrics)
     summaries.update(losses_to_add)
