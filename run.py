@@ -10,9 +10,11 @@ from absl import app
 from absl import flags
 import tensorflow.compat.v1 as tf
 
+import checkpoint_restore
 import data_input
 import export
 import hparams_flags
+import knn
 import model_fn as model_fn_lib
 
 FLAGS = flags.FLAGS
@@ -70,6 +72,8 @@ def check_checkpoint_exists(hp):
   """Fails early when --checkpoint does not name a readable checkpoint."""
   if not hp.checkpoint:
     return
+  if hp.mode != 'export' and checkpoint_restore.resume_checkpoint(hp):
+    return  # training resumes from model_dir; --checkpoint is not read.
   ckpt = hp.checkpoint
   if tf.io.gfile.isdir(ckpt):
     ckpt = tf.train.latest_checkpoint(ckpt)
@@ -80,7 +84,8 @@ def check_checkpoint_exists(hp):
         hp.checkpoint)
 
 
-def build_estimator(hp, resolver, num_classes, num_train_examples):
+def build_estimator(hp, resolver, num_classes, num_train_examples,
+                    predict_keys=None):
   """The TPUEstimator with RunConfig/TPUConfig set from `hp`."""
   ckpt_steps = hparams_flags.checkpoint_steps(hp, num_train_examples)
   total_steps = hparams_flags.train_steps(hp, num_train_examples)
@@ -102,7 +107,8 @@ def build_estimator(hp, resolver, num_classes, num_train_examples):
               tf.estimator.tpu.InputPipelineConfig.PER_HOST_V1),
           experimental_host_call_every_n_steps=max(1, hp.train_summary_steps)))
   return tf.estimator.tpu.TPUEstimator(
-      model_fn=model_fn_lib.build_model_fn(hp, num_classes, num_train_examples),
+      model_fn=model_fn_lib.build_model_fn(hp, num_classes, num_train_examples,
+                                           predict_keys),
       config=config,
       use_tpu=hp.use_tpu,
       train_batch_size=hp.train_batch_size,
@@ -112,26 +118,28 @@ def build_estimator(hp, resolver, num_classes, num_train_examples):
 
 
 def evaluate(hp, estimator, eval_input_fn, eval_steps, checkpoint_path,
-             num_classes):
-  """Evaluates one checkpoint, writes result_<step>.json and result.json, exports it."""
+             num_classes, knn_monitor=None):
+  """Evaluates one checkpoint (+ kNN monitor), writes result[_<step>].json, exports it."""
   result = estimator.evaluate(eval_input_fn, steps=eval_steps,
                               checkpoint_path=checkpoint_path,
                               name=hp.eval_name)
   result = {k: _json_default(v) for k, v in result.items()}
   result['checkpoint_path'] = checkpoint_path
+  if knn_monitor:
+    result.update(knn_monitor(checkpoint_path))
   step = int(result['global_step'])
   write_json_atomically(
       os.path.join(hp.model_dir, 'result_%d.json' % step), result)
   write_json_atomically(os.path.join(hp.model_dir, 'result.json'), result)
   tf.logging.info('Evaluation of %s: %s', checkpoint_path, result)
   if hp.keep_hub_module_max:
-    result['hub_module'] = export.export_hub_module(
-        hp, num_classes, checkpoint_path, keep=hp.keep_hub_module_max)
+    result.update(export.export_checkpoint(hp, num_classes, checkpoint_path,
+                                           keep=hp.keep_hub_module_max))
   return result
 
 
 def continuous_eval(hp, estimator, eval_input_fn, eval_steps, total_steps,
-                    num_classes):
+                    num_classes, knn_monitor=None):
   """Follows a training job: evaluates each new checkpoint until the last step."""
   timeout = hp.eval_timeout_secs or None
   result = None
@@ -139,7 +147,7 @@ def continuous_eval(hp, estimator, eval_input_fn, eval_steps, total_steps,
       hp.model_dir, min_interval_secs=hp.eval_interval_secs, timeout=timeout):
     try:
       result = evaluate(hp, estimator, eval_input_fn, eval_steps, ckpt,
-                        num_classes)
+                        num_classes, knn_monitor)
     except tf.errors.NotFoundError:
       tf.logging.warning('Checkpoint %s was deleted before it could be '
                          'evaluated; skipping it.', ckpt)
@@ -161,7 +169,9 @@ def report(hp, result):
   print('Evaluated checkpoint at step %d' % result['global_step'])
   for key, text in (('label_top_1_accuracy', 'linear-eval top-1 accuracy'),
                     ('label_top_5_accuracy', 'linear-eval top-5 accuracy'),
-                    ('contrastive_top_1_accuracy', 'contrastive top-1 accuracy')):
+                    ('contrastive_top_1_accuracy', 'contrastive top-1 accuracy'),
+                    (knn.RESULT_KEY, 'kNN top-1 accuracy (k=%d, T=%g)' % (
+                        hp.knn_k, hp.knn_temperature))):
     if key in result:
       print('  %s: %.4f' % (text, result[key]))
   print('Results:     %s' % os.path.join(hp.model_dir, 'result.json'))
@@ -169,6 +179,8 @@ def report(hp, result):
   print('TensorBoard: tensorboard --logdir %s' % hp.model_dir)
   if result.get('hub_module'):
     print('Hub module:  %s' % result['hub_module'])
+  if result.get('saved_model'):
+    print('SavedModel:  %s' % result['saved_model'])
   print('=' * 72)
 
 
@@ -188,9 +200,11 @@ def run(hp):
     ckpt = hp.checkpoint
     if tf.io.gfile.isdir(ckpt):
       ckpt = tf.train.latest_checkpoint(ckpt)
-    path = export.export_hub_module(hp, info.num_classes, ckpt,
-                                    keep=max(1, hp.keep_hub_module_max))
-    print('Hub module: %s' % path)
+    paths = export.export_checkpoint(hp, info.num_classes, ckpt,
+                                     keep=max(1, hp.keep_hub_module_max))
+    print('Hub module: %s' % paths['hub_module'])
+    if 'saved_model' in paths:
+      print('SavedModel: %s' % paths['saved_model'])
     return None
   if hp.mode != 'eval':
     write_json_atomically(os.path.join(hp.model_dir, 'flags.json'),
@@ -205,16 +219,24 @@ def run(hp):
                   'eval examples', total_steps, eval_steps, info.num_classes,
                   info.num_train_examples, info.num_eval_examples)
   result = None
+  knn_monitor = None
+  if hp.knn_bank_size and hp.mode in ('eval', 'train_then_eval'):
+    knn_monitor = knn.KnnMonitor(hp, build_estimator(
+        hp, resolver, info.num_classes, info.num_train_examples,
+        predict_keys=knn.PREDICT_KEYS), source, info)
   if hp.mode in ('train', 'train_then_eval'):
+    if not hp.is_pretrain:
+      checkpoint_restore.preflight(hp, info.num_classes)
     start = time.time()
     estimator.train(train_input_fn, max_steps=total_steps)
     tf.logging.info('Training took %.1f s', time.time() - start)
   if hp.mode == 'train_then_eval':
     result = evaluate(hp, estimator, eval_input_fn, eval_steps,
-                      estimator.latest_checkpoint(), info.num_classes)
+                      estimator.latest_checkpoint(), info.num_classes,
+                      knn_monitor)
   elif hp.mode == 'eval':
     result = continuous_eval(hp, estimator, eval_input_fn, eval_steps,
-                             total_steps, info.num_classes)
+                             total_steps, info.num_classes, knn_monitor)
   return result
 
 
@@ -227,7 +249,7 @@ def main(argv):
   try:
     result = run(hp)
   except (hparams_flags.HParamsError, data_input.DataError,
-          TpuResolutionError) as e:
+          TpuResolutionError, checkpoint_restore.RestoreError) as e:
     raise app.UsageError(str(e))
   report(hp, result)
 

@@ -19,7 +19,8 @@ TINY = ['--use_tpu=False', '--dataset=synthetic', '--image_size=16',
         '--synthetic_train_examples=32', '--synthetic_eval_examples=20',
         '--proj_out_dim=16', '--num_proj_layers=2', '--optimizer=lars',
         '--learning_rate=0.1', '--warmup_epochs=0', '--train_summary_steps=1',
-        '--keep_hub_module_max=0']  # tests/test_export.py covers the export
+        '--keep_hub_module_max=0',  # tests/test_export.py covers the export
+        '--knn_bank_size=0']  # tests/test_finetune.py covers the kNN monitor
 
 
 def run_py(args, timeout=400, wait=True):
@@ -183,28 +184,3 @@ def test_sogclr_estimator_is_checkpointed_and_resumed(tmp_path):
   assert np.count_nonzero(u4) >= 16
   assert np.count_nonzero(u4 != u2) > 0
 
-
-def test_finetune_linear_eval_from_a_pretrained_checkpoint(tmp_path):
-  import numpy as np  # pylint: disable=g-import-not-at-top
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  pretrain_dir, finetune_dir = str(tmp_path / 'pre'), str(tmp_path / 'ft')
-  proc = run_py(TINY + ['--mode=train', '--train_steps=2',
-                        '--model_dir=' + pretrain_dir])
-  assert proc.returncode == 0, proc.stderr[-3000:]
-  proc = run_py(TINY + ['--mode=train_then_eval', '--train_mode=finetune',
-                        '--checkpoint=' + pretrain_dir, '--fine_tune_after_block=4',
-                        '--zero_init_logits_layer=True', '--optimizer=momentum',
-                        '--train_steps=3', '--model_dir=' + finetune_dir])
-  assert proc.returncode == 0, proc.stderr[-3000:]
-  pre = tf.train.load_checkpoint(pretrain_dir)
-  ft = tf.train.load_checkpoint(finetune_dir)
-  assert ft.get_tensor('global_step') == 3
-  names = [n for n in pre.get_variable_to_shape_map()
-           if n.startswith('base_model/') and not n.endswith('/Momentum')]
-  assert names
-  for name in names:  # restored, then frozen (weights and BN statistics)
-    np.testing.assert_array_equal(pre.get_tensor(name), ft.get_tensor(name))
-  head = 'head_supervised/linear_layer/dense/kernel'
-  assert np.abs(ft.get_tensor(head)).max() > 0  # trained from zero init
-  result = json.load(open(os.path.join(finetune_dir, 'result.json')))
-  assert 'label_top_1_accuracy' in result and 'contrast_loss' not in result
