@@ -1,11 +1,14 @@
 """Benchmark: end-to-end pretraining views/s next to the compute floor, in one run.
 
 Both runs use the same TPUEstimator, model_fn and hyperparameters; the
-end-to-end run reads Fashion-MNIST (or synthetic data) through data_input's
-pipeline with augmentation, the floor feeds one constant, already augmented
-batch from memory.  Usage:
+end-to-end run reads Fashion-MNIST (or synthetic data, or with --photos_dir
+real-photo JPEGs of about 470x375 px, see scripts/photo_jpegs.py) through
+data_input's pipeline with augmentation, the floor feeds one constant,
+already augmented batch from memory.  Usage:
 
   .venv/bin/python scripts/benchmark_throughput.py --steps=30 --batch=64
+  .venv/bin/python scripts/benchmark_throughput.py --photos_dir=/tmp/photos \
+      --depth=50 --image_size=224 --batch=8 --steps=10 --warmup=3
 """
 
 import argparse
@@ -19,11 +22,13 @@ import numpy as np
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
+sys.path.insert(0, os.path.join(ROOT, 'scripts'))
 
 import tensorflow.compat.v1 as tf  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 import data_input  # pylint: disable=wrong-import-position
 import hparams_flags  # pylint: disable=wrong-import-position
+import photo_jpegs  # pylint: disable=wrong-import-position
 import run  # pylint: disable=wrong-import-position
 
 
@@ -72,19 +77,29 @@ def main():
   parser.add_argument('--steps', type=int, default=30)
   parser.add_argument('--warmup', type=int, default=5)
   parser.add_argument('--color_jitter_strength', type=float, default=0.5)
+  parser.add_argument('--photos_dir', default=None)
+  parser.add_argument('--num_jpegs', type=int, default=256)
+  parser.add_argument('--augment_on_device', default='none')
   args = parser.parse_args()
   tf.disable_v2_behavior()
   tf.logging.set_verbosity(tf.logging.WARN)
+  jpeg_source = None
+  if args.photos_dir:
+    jpeg_source = photo_jpegs.InMemoryJpegSource(
+        photo_jpegs.make_jpegs(args.photos_dir, args.num_jpegs))
+    args.dataset = 'photo_jpegs'
   results = {}
   for name in ('end_to_end', 'compute_floor'):
     hp = hparams_flags.default_hparams(
-        dataset=args.dataset, use_tpu=False, resnet_depth=args.depth,
+        dataset='synthetic' if jpeg_source else args.dataset, use_tpu=False,
+        augment_on_device=args.augment_on_device, resnet_depth=args.depth,
         image_size=args.image_size, train_batch_size=args.batch,
         train_steps=args.steps, color_jitter_strength=args.color_jitter_strength,
         use_blur=args.image_size > 32, warmup_epochs=0, train_summary_steps=0,
         checkpoint_steps=10 ** 6, model_dir=tempfile.mkdtemp())
-    source = data_input.get_source(hp)
-    info = data_input.dataset_info(hp, source)
+    source = jpeg_source or data_input.get_source(hp)
+    info = jpeg_source.info() if jpeg_source else data_input.dataset_info(
+        hp, source)
     input_fn = data_input.build_input_fn(hp, True, info.num_classes,
                                          source=source)
     if name == 'compute_floor':

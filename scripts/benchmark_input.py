@@ -1,0 +1,188 @@
+"""Benchmark: host input-pipeline throughput at 224 px from real-photo JPEGs, in one run.
+
+(a) Augmented views/s (wall) and views per CPU-core second of four host pipelines over the same
+    in-memory JPEGs (about 470x375 px, 2 views per image, SimCLR augmentation):
+      reference        decode, then per view crop/resize/flip/colour with the
+                       per-image tf.image kernels (SimCLR's data_util);
+      default          data_input's pipeline (--augment_on_device=none);
+      color            host share with --augment_on_device=color;
+      crop_and_color   host share with --augment_on_device=crop_and_color.
+(c) The cost per view of the batched colour distortion that model_fn runs with
+    --augment_on_device (here on the CPU), next to the per-image colour ops.
+
+  .venv/bin/python scripts/benchmark_input.py --photos_dir=/tmp/photos
+"""
+
+import argparse
+import json
+import os
+import sys
+import time
+
+import numpy as np
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+sys.path.insert(0, os.path.join(ROOT, 'scripts'))
+
+import tensorflow.compat.v1 as tf  # pylint: disable=g-import-not-at-top,wrong-import-position
+
+import augment  # pylint: disable=wrong-import-position
+import data_input  # pylint: disable=wrong-import-position
+import hparams_flags  # pylint: disable=wrong-import-position
+import photo_jpegs  # pylint: disable=wrong-import-position
+
+AUTOTUNE = tf.data.experimental.AUTOTUNE
+
+
+def reference_color(image, strength):
+  """SimCLR's per-image colour distortion with the tf.image kernels."""
+  s = strength
+
+  def brightness(x):
+    return x * tf.random.uniform([], max(0., 1. - 0.8 * s), 1. + 0.8 * s)
+
+  def contrast(x):
+    return tf.image.adjust_contrast(
+        x, tf.random.uniform([], 1. - 0.8 * s, 1. + 0.8 * s))
+
+  def saturation(x):
+    return tf.image.adjust_saturation(
+        x, tf.random.uniform([], 1. - 0.8 * s, 1. + 0.8 * s))
+
+  def hue(x):
+    return tf.image.adjust_hue(x, tf.random.uniform([], -0.2 * s, 0.2 * s))
+
+  def jitter(x):
+    order = tf.random.shuffle(tf.range(4))
+    for i in range(4):
+      x = tf.switch_case(order[i], [lambda f=f, x=x: tf.clip_by_value(
+          f(x), 0., 1.) for f in (brightness, contrast, saturation, hue)])
+    return x
+
+  image = tf.cond(tf.random.uniform([]) < 0.8, lambda: jitter(image),
+                  lambda: image)
+  return tf.cond(tf.random.uniform([]) < 0.2,
+                 lambda: tf.tile(tf.image.rgb_to_grayscale(image), [1, 1, 3]),
+                 lambda: image)
+
+
+def reference_views(encoded, size, strength, num_views):
+  """Decode once, then each view: crop, bicubic resize, flip, colour."""
+  image = tf.image.convert_image_dtype(
+      tf.io.decode_jpeg(encoded, channels=3), tf.float32)
+  views = []
+  for _ in range(num_views):
+    begin, window, _ = tf.image.sample_distorted_bounding_box(
+        tf.shape(image), tf.constant([0., 0., 1., 1.], shape=[1, 1, 4]),
+        min_object_covered=0.1, aspect_ratio_range=(3. / 4., 4. / 3.),
+        area_range=(0.08, 1.0), max_attempts=100,
+        use_image_if_no_bounding_boxes=True)
+    view = tf.image.resize_bicubic(tf.slice(image, begin, window)[tf.newaxis],
+                                   [size, size])[0]
+    view = tf.image.random_flip_left_right(tf.clip_by_value(view, 0., 1.))
+    views.append(tf.clip_by_value(reference_color(view, strength), 0., 1.))
+  return tf.concat(views, axis=-1)
+
+
+def views_per_second(dataset, views_per_batch, seconds, warmup_batches=5):
+  """Steady-state (views per wall second, views per CPU-core second) of `dataset`."""
+  # CPU seconds are those this process spent (every tf.data thread), so the
+  # per-core figure does not depend on what else the machine is running.
+  with tf.Graph().as_default():
+    batch = tf.data.make_one_shot_iterator(dataset()).get_next()
+    # Fetch a scalar so session transfer costs do not count.
+    done = tf.add_n([tf.reduce_sum(tf.cast(t[..., :1], tf.float32))
+                     for t in tf.nest.flatten(batch)])
+    with tf.Session() as sess:
+      for _ in range(warmup_batches):
+        sess.run(done)
+      start, cpu_start, batches = time.time(), time.process_time(), 0
+      while time.time() - start < seconds:
+        sess.run(done)
+        batches += 1
+      views = batches * views_per_batch
+      return (views / (time.time() - start),
+              views / (time.process_time() - cpu_start))
+
+
+def host_pipelines(args, jpegs):
+  """name -> dataset factory of each host pipeline measured in (a)."""
+  source = photo_jpegs.InMemoryJpegSource(jpegs)
+
+  def ours(level):
+    hp = hparams_flags.default_hparams(
+        dataset='synthetic', use_tpu=False, model_dir='/tmp/unused',
+        image_size=args.image_size, train_batch_size=args.batch,
+        color_jitter_strength=args.color_jitter_strength,
+        augment_on_device=level, deterministic_input=False)
+    input_fn = data_input.build_input_fn(hp, True, source.num_classes,
+                                         source=source)
+    return lambda: input_fn({'batch_size': args.batch})
+
+  def reference():
+    ds = source.dataset('train', 0, 1, True).shuffle(args.batch * 10).repeat()
+    ds = ds.map(lambda ex: reference_views(
+        ex['image'], args.image_size, args.color_jitter_strength, 2),
+                num_parallel_calls=AUTOTUNE, deterministic=False)
+    return ds.batch(args.batch, drop_remainder=True).prefetch(AUTOTUNE)
+
+  return {'reference': reference, 'default': ours('none'),
+          'color': ours('color'), 'crop_and_color': ours('crop_and_color')}
+
+
+def color_cost_ms_per_view(args, batched):
+  """CPU core-ms per view of the colour distortion, batched or per image."""
+  shape = [args.batch, args.image_size, args.image_size, 3]
+  images = np.random.RandomState(0).rand(*shape).astype(np.float32)
+  if batched:
+    def dataset():
+      ds = tf.data.Dataset.from_tensors(images).repeat()
+      return ds.map(lambda x: augment.batch_random_color_distortion(
+          x, args.color_jitter_strength))
+  else:
+    def dataset():
+      ds = tf.data.Dataset.from_tensor_slices(images).repeat()
+      ds = ds.map(lambda x: augment.random_color_distortion(
+          x, args.color_jitter_strength), num_parallel_calls=AUTOTUNE,
+                  deterministic=False)
+      return ds.batch(args.batch)
+  _, per_core = views_per_second(dataset, args.batch, args.seconds,
+                                 warmup_batches=2)
+  return 1000. / per_core
+
+
+def main():
+  parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+  parser.add_argument('--photos_dir', required=True)
+  parser.add_argument('--num_jpegs', type=int, default=256)
+  parser.add_argument('--image_size', type=int, default=224)
+  parser.add_argument('--batch', type=int, default=64)
+  parser.add_argument('--seconds', type=float, default=20.)
+  parser.add_argument('--color_jitter_strength', type=float, default=1.0)
+  args = parser.parse_args()
+  tf.disable_v2_behavior()
+  tf.logging.set_verbosity(tf.logging.WARN)
+  jpegs = photo_jpegs.make_jpegs(args.photos_dir, args.num_jpegs)
+  cores = os.cpu_count()
+  rates = {}
+  for name, dataset in host_pipelines(args, jpegs).items():
+    rates[name] = views_per_second(dataset, 2 * args.batch, args.seconds)
+  results = {'cores': cores, 'jpeg_size': [photo_jpegs.JPEG_HEIGHT,
+                                           photo_jpegs.JPEG_WIDTH],
+             'mean_jpeg_kib': round(np.mean([len(j) for j in jpegs]) / 1024, 1)}
+  reference_per_core = rates['reference'][1]
+  for name, (wall, per_core) in rates.items():
+    results[name] = {'views_per_sec': round(wall, 1),
+                     'views_per_core_sec': round(per_core, 1),
+                     'core_ms_per_view': round(1000. / per_core, 2),
+                     'x_reference': round(per_core / reference_per_core, 2)}
+  results['color_core_ms_per_view'] = {
+      'batched (model_fn)': round(color_cost_ms_per_view(args, True), 2),
+      'per_image (host)': round(color_cost_ms_per_view(args, False), 2)}
+  results.update(vars(args))
+  print(json.dumps(results, indent=2))
+
+
+if __name__ == '__main__':
+  main()
