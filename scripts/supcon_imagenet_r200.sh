@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# SupCon on ImageNet, ResNet-200: supervised contrastive pretraining (stage 1),
+# then a linear classifier on the frozen encoder (stage 2).
+#
+# Hardware:  Cloud TPU, 256 cores; bf16
+# Batch:     4096 (pretrain), 4096 (lineareval)
+# Epochs:    700 (pretrain), 90 (lineareval)
+# Published: 81.4% top-1
+# Source:    SupCon paper (Khosla et al., NeurIPS 2020, arXiv 2004.11362) abstract and Table 3;
+#            settings: supcon scripts/supcon_imagenet_resnet200.sh
+# Settings:  LARS lr 0.2 x B/256, wd 1e-4, 12 warmup epochs, tau 0.1; linear eval
+#            label smoothing 0.05.
+#            Deviations: SimCLR augmentation instead of Stacked RandAugment; a linear 128-d
+#            head with BN (SupCon: no BN) on the un-normalised encoder output;
+#            stage 2 uses momentum SGD lr 0.1 x B/256 with cosine decay (SupCon:
+#            RMSProp lr 0.05 with exponential decay).
+# Stages:    pretrain -> lineareval (--checkpoint=MODEL_DIR/pretrain)
+#
+# Usage: scripts/supcon_imagenet_r200.sh --tpu_name=NAME --data_dir=gs://... --model_dir=gs://...
+source "$(dirname "${BASH_SOURCE[0]}")/lib/recipe.sh"
+recipe_init pretrain lineareval -- "$@"
+
+MODEL=("${TPU[@]}" "${IMAGENET[@]}" --resnet_depth=200 --width_multiplier=1
+       --proj_head_mode=linear --proj_out_dim=128)
+
+recipe_stage pretrain "${MODEL[@]}" "${SUPCON[@]}" --train_mode=pretrain \
+  --train_batch_size=4096 --train_epochs=700 --warmup_epochs=12 --optimizer=lars \
+  --learning_rate=0.2 --learning_rate_scaling=linear --weight_decay=1e-4
+
+recipe_stage lineareval "${MODEL[@]}" "${LINEAR_EVAL[@]}" \
+  --checkpoint="$(recipe_dir pretrain)" --train_batch_size=4096 \
+  --train_epochs=90 --learning_rate=0.1 --label_smoothing=0.05

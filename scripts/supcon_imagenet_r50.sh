@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# SupCon on ImageNet, ResNet-50: supervised contrastive pretraining (stage 1),
+# then a linear classifier on the frozen encoder (stage 2).
+#
+# Hardware:  Cloud TPU, 128 cores; bf16
+# Batch:     6144 (pretrain), 6144 (lineareval)
+# Epochs:    350 (pretrain), 90 (lineareval)
+# Published: 78.7% top-1 (cross-entropy baseline with AutoAugment: 78.2%)
+# Source:    SupCon paper (Khosla et al., NeurIPS 2020, arXiv 2004.11362) Table 3 [not verified against the PDF];
+#            settings: supcon scripts/supcon_imagenet_resnet50.sh
+# Settings:  LARS lr 0.4 x B/256, wd 1e-3, 12 warmup epochs, tau 0.1; linear eval
+#            label smoothing 0.05.
+#            Deviations: SimCLR augmentation instead of AutoAugment; a linear 128-d
+#            head with BN (SupCon: no BN) on the un-normalised encoder output;
+#            stage 2 uses momentum SGD lr 0.1 x B/256 with cosine decay (SupCon:
+#            RMSProp lr 0.05 with exponential decay).
+# Stages:    pretrain -> lineareval (--checkpoint=MODEL_DIR/pretrain)
+#
+# Usage: scripts/supcon_imagenet_r50.sh --tpu_name=NAME --data_dir=gs://... --model_dir=gs://...
+source "$(dirname "${BASH_SOURCE[0]}")/lib/recipe.sh"
+recipe_init pretrain lineareval -- "$@"
+
+MODEL=("${TPU[@]}" "${IMAGENET[@]}" --resnet_depth=50 --width_multiplier=1
+       --proj_head_mode=linear --proj_out_dim=128)
+
+recipe_stage pretrain "${MODEL[@]}" "${SUPCON[@]}" --train_mode=pretrain \
+  --train_batch_size=6144 --train_epochs=350 --warmup_epochs=12 --optimizer=lars \
+  --learning_rate=0.4 --learning_rate_scaling=linear --weight_decay=1e-3
+
+recipe_stage lineareval "${MODEL[@]}" "${LINEAR_EVAL[@]}" \
+  --checkpoint="$(recipe_dir pretrain)" --train_batch_size=6144 \
+  --train_epochs=90 --learning_rate=0.1 --label_smoothing=0.05

@@ -1,0 +1,163 @@
+"""Every reproduction recipe in scripts/ runs end to end for two steps on synthetic data."""
+
+import glob
+import json
+import os
+import re
+import stat
+import subprocess
+import sys
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+RECIPES = sorted(
+    p for p in glob.glob(os.path.join(ROOT, 'scripts', '*.sh'))
+    if 'lib/recipe.sh' in open(p).read())
+HEADER_FIELDS = ('Hardware', 'Batch', 'Epochs', 'Published', 'Source', 'Stages')
+
+# Appended after each recipe's flags (absl keeps the last occurrence): tiny
+# synthetic data and widths, but the recipe's depth, SK/SE, loss and head stay.
+SMOKE = ['--use_tpu=False', '--dataset=synthetic', '--image_size=16',
+         '--train_steps=2', '--train_batch_size=8', '--eval_batch_size=8',
+         '--synthetic_train_examples=16', '--synthetic_eval_examples=8',
+         '--width_multiplier=1', '--use_bfloat16=False', '--proj_out_dim=16',
+         '--keep_hub_module_max=0', '--train_summary_steps=0',
+         '--eval_contrastive=False', '--checkpoint_steps=2',
+         '--knn_bank_size=0',  # the kNN monitor has its own tests
+         '--imagenet100_classes=']  # only --dataset=imagenet100 takes a list
+
+
+def header(path):
+  """The recipe's leading comment block as {field: text}."""
+  fields, key = {}, None
+  for line in open(path).read().splitlines()[1:]:
+    if not line.startswith('#'):
+      break
+    m = re.match(r'#\s+(\w+):\s*(.*)', line)
+    if m and m.group(1) in HEADER_FIELDS:
+      key = m.group(1)
+      fields[key] = m.group(2).strip()
+    elif key and line.startswith('#     '):
+      fields[key] += ' ' + line.lstrip('# ').strip()
+    else:
+      key = None
+  return fields
+
+
+def declared_stages(path):
+  m = re.search(r'^recipe_init (.+?) -- "\$@"$', open(path).read(), re.M)
+  assert m, '%s: no recipe_init line' % path
+  return m.group(1).split()
+
+
+def run_recipe(path, args, env=None, timeout=900):
+  full_env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL='2', PYTHON=sys.executable,
+                  PYTHONPATH=ROOT, **(env or {}))
+  return subprocess.run(['bash', path] + args, env=full_env, text=True,
+                        capture_output=True, timeout=timeout)
+
+
+def test_recipes_exist():
+  names = {os.path.basename(p)[:-3] for p in RECIPES}
+  for method in ('simclr_', 'simclrv2_', 'supcon_', 'ce_', 'rpc_', 'fnc_',
+                 'sogclr_'):
+    assert any(n.startswith(method) for n in names), method
+  assert len(RECIPES) >= 17, names
+
+
+@pytest.mark.parametrize('path', RECIPES, ids=os.path.basename)
+def test_recipe_header_and_mode(path):
+  fields = header(path)
+  for name in HEADER_FIELDS:
+    assert fields.get(name), '%s: header field %r missing or empty' % (path, name)
+  stages = declared_stages(path)
+  for stage in stages:
+    assert stage in fields['Stages'], (path, stage)
+    assert re.search(r'\b%s\b' % stage, fields['Batch'] + fields['Epochs']), (
+        '%s: Batch/Epochs do not name stage %s' % (path, stage))
+  assert re.search(r'\d', fields['Hardware'] + fields['Batch']), path
+  assert os.stat(path).st_mode & stat.S_IXUSR, '%s is not executable' % path
+  tracked = subprocess.run(['git', 'ls-files', '-s', path], cwd=ROOT,
+                           capture_output=True, text=True).stdout
+  if tracked:  # a new, uncommitted recipe is not in the index yet
+    assert tracked.startswith('100755'), '%s: git mode %s' % (path, tracked[:6])
+
+
+def dry_run(path, args, env=None):
+  proc = run_recipe(path, args, env=dict(env or {}, RECIPE_DRY_RUN='1'))
+  commands = [l for l in proc.stderr.splitlines() if '] stage ' in l]
+  return proc, commands
+
+
+def test_helper_parses_model_dir_stages_and_stage_flags(tmp_path):
+  path = os.path.join(ROOT, 'scripts', 'simclr_imagenet_r50.sh')
+  root = str(tmp_path / 'run')
+  proc, cmds = dry_run(path, ['--model_dir', root, '--tpu_name=t',
+                              '--data_dir=gs://b.x/tfds', '--train_epochs=7',
+                              '--lineareval.learning_rate=0.5',
+                              '--stages=pretrain,lineareval'])
+  assert proc.returncode == 0, proc.stderr
+  assert len(cmds) == 2 and 'skipping stage finetune_1pct' in proc.stderr
+  pretrain, lineareval = cmds
+  assert pretrain.endswith('--model_dir=%s/pretrain ' % root)
+  assert lineareval.endswith('--model_dir=%s/lineareval ' % root)
+  assert '--checkpoint=%s/pretrain' % root in lineareval
+  # User flags come after the recipe's, stage flags only reach their stage.
+  assert pretrain.index('--train_epochs=1000') < pretrain.index('--train_epochs=7')
+  assert '--learning_rate=0.5' in lineareval and '0.5' not in pretrain
+  assert '--data_dir=gs://b.x/tfds' in pretrain
+  proc, cmds = dry_run(path, ['--model_dir=%s/' % root],
+                       env={'STAGES': 'finetune_10pct'})
+  assert proc.returncode == 0 and len(cmds) == 1, proc.stderr
+  assert cmds[0].endswith('--model_dir=%s/finetune_10pct ' % root)
+
+
+@pytest.mark.parametrize('args,message', [
+    ([], '--model_dir is required'),
+    (['--model_dir=x', '--stages=pretrain,bogus'], "unknown stage 'bogus'"),
+    (['--model_dir=x', '--bogus.learning_rate=1'], "unknown stage 'bogus'"),
+    (['--model_dir=x', '--pretrain.use_blur'], '--STAGE.flag=value'),
+    (['--model_dir'], '--model_dir needs a value'),
+])
+def test_helper_rejects_bad_arguments(args, message):
+  path = os.path.join(ROOT, 'scripts', 'simclr_cifar10_r18.sh')
+  proc = run_recipe(path, args, env={'RECIPE_DRY_RUN': '1'})
+  assert proc.returncode == 2 and message in proc.stderr, proc.stderr
+
+
+def test_imagenet100_recipe_needs_the_class_list():
+  path = os.path.join(ROOT, 'scripts', 'sogclr_imagenet100_bs256.sh')
+  env = {'RECIPE_DRY_RUN': '1', 'IMAGENET100_CLASSES': ''}
+  proc = run_recipe(path, ['--model_dir=x'], env=env)
+  assert proc.returncode == 2 and 'IMAGENET100_CLASSES' in proc.stderr
+  proc, cmds = dry_run(path, ['--model_dir=x', '--imagenet100_classes', 'c.txt'],
+                       env={'IMAGENET100_CLASSES': ''})
+  assert proc.returncode == 0 and len(cmds) == 2, proc.stderr
+  proc, cmds = dry_run(path, ['--model_dir=x'],
+                       env={'IMAGENET100_CLASSES': '/l/c.txt'})
+  assert all('--imagenet100_classes=/l/c.txt' in c for c in cmds), cmds
+
+
+def test_help_prints_the_header():
+  path = os.path.join(ROOT, 'scripts', 'supcon_imagenet_r200.sh')
+  proc = run_recipe(path, ['--help'])
+  assert proc.returncode == 0 and 'Published: 81.4%' in proc.stdout
+
+
+@pytest.mark.parametrize('path', RECIPES, ids=os.path.basename)
+def test_recipe_runs_every_stage_for_two_steps(path, tmp_path):
+  root = str(tmp_path / 'run')
+  env = {'IMAGENET100_CLASSES': os.path.join(ROOT, 'tests', 'no_such_list')}
+  proc = run_recipe(path, ['--model_dir=' + root] + SMOKE, env=env)
+  assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-6000:]
+  for stage in declared_stages(path):
+    stage_dir = os.path.join(root, stage)
+    assert os.path.exists(os.path.join(stage_dir, 'model.ckpt-2.index')), stage
+    result = json.load(open(os.path.join(stage_dir, 'result.json')))
+    assert result['global_step'] == 2, (stage, result)
+    flags_json = json.load(open(os.path.join(stage_dir, 'flags.json')))
+    assert flags_json['dataset'] == 'synthetic'
+    if stage != declared_stages(path)[0]:
+      assert flags_json['checkpoint'].endswith('/pretrain'), flags_json
+      assert flags_json['train_mode'] == 'finetune'
