@@ -318,9 +318,11 @@ def build_model_fn(hp, num_classes, num_train_examples, predict_keys=None):
     if params.get('use_tpu'):
       optimizer = tf.tpu.CrossShardOptimizer(optimizer)
     update_ops += tf.get_collection(tf.GraphKeys.UPDATE_OPS)
+    grads_and_vars = optimizer.compute_gradients(total_loss, var_list=variables)
+    grads_and_vars = [(g, v) for g, v in grads_and_vars if g is not None]
+    # Only the apply waits for the BN/SogCLR updates: making every gradient
+    # op depend on them multiplies graph-building time on deep trunks.
     with tf.control_dependencies(update_ops):
-      grads_and_vars = optimizer.compute_gradients(total_loss, var_list=variables)
-      grads_and_vars = [(g, v) for g, v in grads_and_vars if g is not None]
       train_op = optimizer.apply_gradients(grads_and_vars, global_step)
 
     scaffold_fn = None
