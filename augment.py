@@ -243,30 +243,53 @@ def _single_jitter_op(images, params, op):
   return _clip(tf.image.adjust_hue(images, params['hue']))
 
 
-def _batched_jitter_slot(images, params, op):
-  """One slot of the jitter order on a batch: each image gets its own op."""
-  result = adjust_hue(images, params['hue'])
-  for k, adjust, name in ((BRIGHTNESS, adjust_brightness, 'brightness'),
-                          (CONTRAST, adjust_contrast, 'contrast'),
-                          (SATURATION, adjust_saturation, 'saturation')):
-    result = tf.where_v2(_per_image(tf.equal(op, k)),
-                         adjust(images, params[name]), result)
-  return result
+def _batched_affine_slot(images, params, op, active):
+  """Where `active`, each image's brightness, contrast or saturation (its `op`)."""
+  # All three are x -> clip(scale * x + offset): brightness scale f, offset 0;
+  # contrast scale f, offset (1 - f) * channel mean; saturation (see
+  # adjust_saturation) scale k, offset (1 - k) * V.  One fused map per slot.
+  value, chroma = _value_and_chroma(images)
+  k = tf.minimum(tf.maximum(_per_image(params['saturation']), 0.),
+                 value / tf.maximum(chroma, 1e-12))
+  mean = tf.reduce_mean(images, axis=[-3, -2], keepdims=True)
+  brightness = _per_image(tf.equal(op, BRIGHTNESS))
+  contrast = _per_image(tf.equal(op, CONTRAST))
+  f_b, f_c = _per_image(params['brightness']), _per_image(params['contrast'])
+  scale = tf.where_v2(brightness, f_b, tf.where_v2(contrast, f_c, k))
+  offset = tf.where_v2(brightness, 0.,
+                       tf.where_v2(contrast, (1. - f_c) * mean,
+                                   (1. - k) * value))
+  return tf.where_v2(_per_image(active), _clip(images * scale + offset),
+                     images)
+
+
+def _batched_jitter_in_order(images, params):
+  """The four jitter ops on a batch, each image in its own order."""
+  # Hue, the costly op, runs once on the whole batch: each image gets the
+  # cheap ops of the slots before its hue slot, the hue, then the rest.
+  order = tf.cast(params['order'], tf.int32)
+  hue_slot = tf.argmax(tf.cast(tf.equal(order, HUE), tf.int32), axis=-1,
+                       output_type=tf.int32)
+  for slot in range(NUM_JITTER_OPS - 1):
+    images = _batched_affine_slot(images, params, order[:, slot],
+                                  tf.less(slot, hue_slot))
+  images = adjust_hue(images, params['hue'])
+  for slot in range(1, NUM_JITTER_OPS):
+    images = _batched_affine_slot(images, params, order[:, slot],
+                                  tf.greater(slot, hue_slot))
+  return images
 
 
 def _jitter_in_order(images, params):
   """Applies the four jitter ops in the order of params['order']."""
   order = tf.cast(params['order'], tf.int32)
-  scalar = order.shape.ndims == 1
+  if order.shape.ndims > 1:
+    return _batched_jitter_in_order(images, params)
   for slot in range(NUM_JITTER_OPS):
-    op = order[..., slot]
-    if scalar:
-      # One image: run only the chosen op.
-      images = tf.switch_case(
-          op, [lambda k=k, x=images: _single_jitter_op(x, params, k)
-               for k in range(NUM_JITTER_OPS)])
-    else:
-      images = _batched_jitter_slot(images, params, op)
+    # One image: run only the chosen op.
+    images = tf.switch_case(
+        order[slot], [lambda k=k, x=images: _single_jitter_op(x, params, k)
+                      for k in range(NUM_JITTER_OPS)])
   return images
 
 
