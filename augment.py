@@ -68,13 +68,27 @@ def resize_bicubic(images, size):
   """Bicubic resize of [H, W, C] or [B, H, W, C] to size x size, clipped."""
   # Half-pixel centres select the Keys a=-0.5 kernel: the same result as TF2's
   # tf.image.resize(method=BICUBIC).  Bicubic overshoots, hence the clip.
-  images = to_float(images)
+  # Integer images are resized as they are and scaled after: the resize is
+  # linear, and converting only the output saves a pass over the input.
   single = images.shape.ndims == 3
   if single:
     images = images[tf.newaxis]
-  out = tf.image.resize_bicubic(images, [size, size], half_pixel_centers=True)
-  out = _clip(out)
+  out = tf.image.resize_bicubic(_resizable(images), [size, size],
+                                half_pixel_centers=True)
+  out = _clip(out * _to_unit_scale(images.dtype))
   return out[0] if single else out
+
+
+def _resizable(images):
+  """uint8/uint16/float inputs as they are (tf.image resizes them); others as float."""
+  if images.dtype in (tf.uint8, tf.uint16, tf.float32):
+    return images
+  return to_float(images)
+
+
+def _to_unit_scale(dtype):
+  """Factor that maps resized values of `dtype` images into [0, 1]."""
+  return 1. / dtype.max if dtype in (tf.uint8, tf.uint16) else 1.
 
 
 # -------------------------------------------------------------- crop / flip
@@ -101,8 +115,7 @@ def sample_crop_window(image_shape, area_range=CROP_AREA_RANGE,
 
 def random_crop_with_resize(image, size, area_range=CROP_AREA_RANGE,
                             aspect_ratio_range=CROP_ASPECT_RATIO_RANGE):
-  """Random resized crop of one image [H, W, 3] to [size, size, 3]."""
-  image = to_float(image)
+  """Random resized crop of one image [H, W, 3] (any dtype) to [size, size, 3] float32."""
   begin, window = sample_crop_window(tf.shape(image), area_range,
                                      aspect_ratio_range)
   image = resize_bicubic(tf.slice(image, begin, window), size)
@@ -117,7 +130,6 @@ def random_flip(image):
 
 def center_crop(image, size, crop_proportion=EVAL_CROP_PROPORTION):
   """Centre square crop of crop_proportion * shorter side, resized to size."""
-  image = to_float(image)
   shape = tf.shape(image)
   height, width = shape[0], shape[1]
   shorter = tf.cast(tf.minimum(height, width), tf.float32)
@@ -402,13 +414,15 @@ def batch_random_blur(images, image_size, blur_probability=BLUR_PROBABILITY,
 
 
 def _as_rgb_image(image):
-  """float32 image with a static [?, ?, 3] shape (decoders may not give it)."""
-  return tf.ensure_shape(to_float(image), [None, None, 3])
+  """The image with a static [?, ?, 3] shape (decoders may not give it)."""
+  # The dtype stays: crops and resizes read integer pixels directly.
+  return tf.ensure_shape(image, [None, None, 3])
 
 
 def _resize_if_needed(image, size):
+  """float32 [size, size, 3]: the image itself when it already has that size."""
   if image.shape[:2].as_list() == [size, size]:
-    return image
+    return to_float(image)
   # A same-size half-pixel bicubic resize is the identity, so this is also
   # right when the size is only known at run time.
   return resize_bicubic(image, size)
@@ -472,11 +486,11 @@ def device_source_size(image_size, source_size=0):
 
 def resize_source(image, source_size):
   """Host, crop_and_color: one bilinear resize of the whole image to a square."""
-  image = to_float(image)
-  out = tf.image.resize_bilinear(image[tf.newaxis], [source_size, source_size],
+  out = tf.image.resize_bilinear(_resizable(image)[tf.newaxis],
+                                 [source_size, source_size],
                                  half_pixel_centers=True)[0]
   out.set_shape([source_size, source_size, 3])
-  return _clip(out)
+  return _clip(out * _to_unit_scale(image.dtype))
 
 
 def sample_crop_boxes(image_shape, num_views):

@@ -376,7 +376,8 @@ def host_placement(params):
 def _image_features(hp, image, is_training):
   """One example's image features: stacked views, or source image + crop boxes."""
   # The second form is training with --augment_on_device=crop_and_color.
-  image = tf.image.convert_image_dtype(_decode(image), tf.float32)
+  # Pixels stay integers until the crop is resized (less to convert).
+  image = _decode(image)
   on_device = hp.augment_on_device if is_training else 'none'
   if on_device == 'crop_and_color':
     source_size = augment.device_source_size(hp.image_size,

@@ -158,7 +158,8 @@ def main():
   parser.add_argument('--num_jpegs', type=int, default=256)
   parser.add_argument('--image_size', type=int, default=224)
   parser.add_argument('--batch', type=int, default=64)
-  parser.add_argument('--seconds', type=float, default=20.)
+  parser.add_argument('--seconds', type=float, default=15.)
+  parser.add_argument('--rounds', type=int, default=2)
   parser.add_argument('--color_jitter_strength', type=float, default=1.0)
   args = parser.parse_args()
   tf.disable_v2_behavior()
@@ -166,8 +167,13 @@ def main():
   jpegs = photo_jpegs.make_jpegs(args.photos_dir, args.num_jpegs)
   cores = os.cpu_count()
   rates = {}
-  for name, dataset in host_pipelines(args, jpegs).items():
-    rates[name] = views_per_second(dataset, 2 * args.batch, args.seconds)
+  # Interleaved rounds, best of each: a slow spell of the machine then hits
+  # every pipeline alike instead of one of them.
+  for _ in range(args.rounds):
+    for name, dataset in host_pipelines(args, jpegs).items():
+      rate = views_per_second(dataset, 2 * args.batch, args.seconds)
+      if name not in rates or rate[1] > rates[name][1]:
+        rates[name] = rate
   results = {'cores': cores, 'jpeg_size': [photo_jpegs.JPEG_HEIGHT,
                                            photo_jpegs.JPEG_WIDTH],
              'mean_jpeg_kib': round(np.mean([len(j) for j in jpegs]) / 1024, 1)}
