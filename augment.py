@@ -45,10 +45,12 @@ def _clip(images):
 
 
 def _per_image(param, dtype=tf.float32):
-  """Adds 3 unit dims so a scalar or [B] param broadcasts on [..., H, W, C]."""
+  """A [B] param as [B, 1, 1, 1], so it broadcasts on [B, H, W, C]; a scalar as is."""
   param = tf.convert_to_tensor(param)
   if param.dtype != tf.bool:
     param = tf.cast(param, dtype)
+  if param.shape.ndims == 0:
+    return param  # scalar operands take the fast path of TF's cwise kernels
   for _ in range(3):
     param = tf.expand_dims(param, -1)
   return param
