@@ -2,7 +2,7 @@
 # The main job on CPU: a short SimCLR pretrain (ResNet-18, 32 px) on Fashion-MNIST
 # with --mode=train_then_eval and a linear head trained alongside; prints the
 # linear-eval accuracy and where results, TensorBoard logs and checkpoints are.
-# About 7 minutes on 2 CPU cores.  Extra flags override these.
+# About 5 minutes on 2 CPU cores.  Extra flags override these.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup_env.sh
