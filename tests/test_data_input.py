@@ -22,20 +22,23 @@ def make_hp(**kw):
   return hparams_flags.default_hparams(**base)
 
 
+def run_dataset(ds):
+  """Every element of `ds` (in the current graph), and their static shapes."""
+  nxt = tf.data.make_one_shot_iterator(ds).get_next()
+  shapes = tf.nest.map_structure(lambda t: t.shape.as_list(), nxt)
+  out = []
+  with tf.Session() as sess:
+    while True:
+      try:
+        out.append(sess.run(nxt))
+      except tf.errors.OutOfRangeError:
+        return out, shapes
+
+
 def take_batches(input_fn, params, n=None):
   with tf.Graph().as_default():
     ds = input_fn(params)
-    it = tf.data.make_one_shot_iterator(ds if n is None else ds.take(n))
-    nxt = it.get_next()
-    shapes = tf.nest.map_structure(lambda t: t.shape.as_list(), nxt)
-    out = []
-    with tf.Session() as sess:
-      while True:
-        try:
-          out.append(sess.run(nxt))
-        except tf.errors.OutOfRangeError:
-          break
-  return out, shapes
+    return run_dataset(ds if n is None else ds.take(n))
 
 
 def test_pretrain_training_batches():

@@ -9,6 +9,7 @@ import tensorflow.compat.v1 as tf
 import data_input
 import hparams_flags
 import knn
+from tests.test_data_input import run_dataset
 
 
 def reference_knn_predict(bank, bank_labels, queries, num_classes, k, t):
@@ -104,17 +105,6 @@ def test_collect_features_drops_padding_and_caps():
   assert est.checkpoints == ['ckpt-7', 'ckpt-7']
 
 
-def _run_dataset(ds):
-  nxt = tf.data.make_one_shot_iterator(ds).get_next()
-  out = []
-  with tf.Session() as sess:
-    while True:
-      try:
-        out.append(sess.run(nxt))
-      except tf.errors.OutOfRangeError:
-        return out
-
-
 def test_bank_input_is_the_unaugmented_train_split_with_label_and_mask():
   hp = hparams_flags.default_hparams(
       model_dir='/m', use_tpu=False, dataset='synthetic', image_size=16,
@@ -126,11 +116,11 @@ def test_bank_input_is_the_unaugmented_train_split_with_label_and_mask():
   monitor = knn.KnnMonitor(hp.replace(knn_bank_size=13), est, source, info)
   params = {'batch_size': 8}
   with tf.Graph().as_default():
-    bank = _run_dataset(monitor._bank_fn(params))  # pylint: disable=protected-access
-    queries = _run_dataset(monitor._query_fn(params))  # pylint: disable=protected-access
+    bank = run_dataset(monitor._bank_fn(params))[0]  # pylint: disable=protected-access
+    queries = run_dataset(monitor._query_fn(params))[0]  # pylint: disable=protected-access
     eval_ds = data_input.build_input_fn(hp.replace(eval_split='train'), False,
                                         10, 20, source=source)(params)
-    unaugmented = _run_dataset(eval_ds)
+    unaugmented = run_dataset(eval_ds)[0]
   assert len(bank) == 2  # 13 examples round up to 2 batches of 8
   ids = np.concatenate([b['id'] for b in bank])
   np.testing.assert_array_equal(ids, np.arange(16))  # first train examples
