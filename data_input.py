@@ -375,16 +375,21 @@ def host_placement(params):
 
 def _image_features(hp, image, is_training):
   """One example's image features: stacked views, or source image + crop boxes."""
-  # The second form is training with --augment_on_device=crop_and_color.
+  # The second form is training with --augment_on_device=crop_and_color: the
+  # uint8 image, padded into its canvas when batched (_batch_canvases).
   # Pixels stay integers until the crop is resized (less to convert).
   image = _decode(image)
   on_device = hp.augment_on_device if is_training else 'none'
   if on_device == 'crop_and_color':
-    source_size = augment.device_source_size(hp.image_size,
-                                             hp.device_crop_source_size)
-    return {'image': augment.resize_source(image, source_size),
-            'crop_boxes': augment.sample_crop_boxes(tf.shape(image),
-                                                    hp.views_per_example)}
+    canvas = augment.device_canvas_size(hp.image_size,
+                                        hp.device_crop_canvas_size)
+    image = augment.fit_to_canvas(image, canvas)
+    shape = tf.shape(image)
+    return {'image': image,
+            'crop_boxes': augment.sample_crop_boxes(shape,
+                                                    hp.views_per_example,
+                                                    canvas),
+            'image_extent': augment.canvas_extent(shape, canvas)}
 
   def train_view():
     return augment.preprocess_image(
@@ -434,10 +439,30 @@ def build_input_fn(hp, is_training, num_classes, num_eval_examples=None,
       ds = ds.map(lambda ex: finish(ex, 1.0), num_parallel_calls=AUTOTUNE)
       ds = ds.concatenate(_padding(ds.element_spec)).take(
           _eval_examples_per_host(hp, num_eval_examples, num_hosts))
-    ds = ds.batch(batch_size, drop_remainder=True)
+    if is_training and hp.augment_on_device == 'crop_and_color':
+      ds = _batch_canvases(ds, batch_size, augment.device_canvas_size(
+          hp.image_size, hp.device_crop_canvas_size))
+    else:
+      ds = ds.batch(batch_size, drop_remainder=True)
     return ds.prefetch(AUTOTUNE)
 
   return input_fn
+
+
+def _batch_canvases(ds, batch_size, canvas_size):
+  """Batches crop_and_color examples, padding each image into its canvas, bit-packed."""
+  # padded_batch writes each image straight into the zeroed batch tensor:
+  # one copy, where padding per example first would make two.
+  padded_shapes = tf.nest.map_structure(lambda spec: spec.shape,
+                                        ds.element_spec)
+  padded_shapes[0]['image'] = tf.TensorShape([canvas_size, canvas_size, 3])
+  ds = ds.padded_batch(batch_size, padded_shapes, drop_remainder=True)
+
+  def pack(features, labels):
+    features = dict(features, image=augment.pack_canvas(features['image']))
+    return features, labels
+
+  return ds.map(pack)
 
 
 def _eval_examples_per_host(hp, num_eval_examples, num_hosts):

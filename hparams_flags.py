@@ -145,15 +145,15 @@ def define_flags(fv=flags.FLAGS):
                     'into model_fn (batched, XLA-compilable): none; color '
                     '(host crops, resizes and flips; the accelerator does '
                     'colour jitter, grayscale and blur); crop_and_color (the '
-                    'host only decodes, resizes the whole image once to '
-                    '--device_crop_source_size and draws the crop windows; '
-                    'crops are cut by bilinear resampling of that smaller '
-                    'image, so small crops carry less detail than host '
-                    'crops of the full-resolution image).', **d)
-  flags.DEFINE_integer('device_crop_source_size', 0, 'Side of the square host '
-                       'image that crop_and_color cuts its crops from; 0: '
-                       'image_size / 0.875 (256 for 224), image_size for '
-                       '<= 32 px.', **d)
+                    'host only decodes and draws the crop windows, and sends '
+                    'the image in a --device_crop_canvas_size canvas; the '
+                    'accelerator cuts the crops by bilinear resampling, '
+                    'where the host path resizes bicubically).', **d)
+  flags.DEFINE_integer('device_crop_canvas_size', 0, 'Side of the square '
+                       'uint8 canvas that crop_and_color sends each decoded '
+                       'image in; larger images are shrunk to fit (aspect '
+                       'kept). Even. 0: 512, or 2 x image_size above 256; '
+                       'image_size for <= 32 px.', **d)
   flags.DEFINE_bool('deterministic_input', True, 'Keep the training input '
                     'order deterministic; False lets parallel map calls '
                     'finish out of order (faster).', **d)
@@ -315,7 +315,7 @@ class HParams:
   synthetic_train_examples: int
   synthetic_eval_examples: int
   augment_on_device: str
-  device_crop_source_size: int
+  device_crop_canvas_size: int
   deterministic_input: bool
   num_views: int
   train_batch_size: int
@@ -522,10 +522,11 @@ def validate(hp, num_replicas=1):
              % hp.num_views)
   _require(hp.base_temperature > 0, 'base_temperature', 'must be > 0.')
   _require(0 <= hp.label_smoothing < 1, 'label_smoothing', 'must be in [0, 1).')
-  _require(hp.device_crop_source_size == 0 or
-           hp.device_crop_source_size >= hp.image_size,
-           'device_crop_source_size', 'must be 0 (automatic) or >= '
-           '--image_size (%d).' % hp.image_size)
+  _require(hp.device_crop_canvas_size == 0 or
+           (hp.device_crop_canvas_size >= hp.image_size and
+            hp.device_crop_canvas_size % 2 == 0),
+           'device_crop_canvas_size', 'must be 0 (automatic) or an even size '
+           '>= --image_size (%d).' % hp.image_size)
   _require(hp.fnc_support_views >= 0, 'fnc_support_views', 'must be >= 0.')
   _require(hp.fnc_topk >= 1, 'fnc_topk', 'must be >= 1.')
   _require(0 < hp.sogclr_gamma <= 1, 'sogclr_gamma', 'must be in (0, 1].')

@@ -98,13 +98,18 @@ def _training_views(hp, features, images):
     if blur:
       views = [augment.batch_random_blur(v, hp.image_size) for v in views]
     return views
-  crop_on_device = hp.augment_on_device == 'crop_and_color'
+  if hp.augment_on_device == 'crop_and_color':
+    canvas = augment.device_canvas_size(hp.image_size,
+                                        hp.device_crop_canvas_size)
+    crop = dict(sources=augment.unpack_canvas(images, canvas),
+                crop_boxes=features['crop_boxes'],
+                source_extents=features['image_extent'])
+    views = None
+  else:
+    crop, views = {}, _split_views(images)
   return augment.device_train_views(
-      None if crop_on_device else _split_views(images), hp.image_size,
-      color_distort=hp.is_pretrain,
-      color_jitter_strength=hp.color_jitter_strength, blur=blur,
-      sources=images if crop_on_device else None,
-      crop_boxes=features['crop_boxes'] if crop_on_device else None)
+      views, hp.image_size, color_distort=hp.is_pretrain,
+      color_jitter_strength=hp.color_jitter_strength, blur=blur, **crop)
 
 
 def _trainable_variables(hp):

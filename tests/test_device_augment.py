@@ -85,6 +85,61 @@ def test_whole_box_equals_half_pixel_bilinear_resize():
   np.testing.assert_allclose(ours, ref, atol=1e-5)
 
 
+def test_crop_from_a_padded_canvas_equals_crop_from_the_image():
+  """Extents clamp samples to each image's own pixels: the canvas padding never leaks in."""
+  rng = np.random.RandomState(5)
+  canvas, shapes = 24, [(20, 24), (13, 9), (24, 17), (6, 6)]
+  images = [rng.rand(h, w, 3).astype(np.float32) for h, w in shapes]
+  boxes = _random_boxes(rng, 4)
+  boxes[3] = [0.5, 0.5, 1., 1.]  # ends at the image's bottom-right corner
+  flips = np.array([True, False, True, False])
+  padded = np.full((4, canvas, canvas, 3), 7., np.float32)  # padding is loud
+  for i, image in enumerate(images):
+    padded[i, :image.shape[0], :image.shape[1]] = image
+  extents = np.array(shapes, np.float32) / canvas
+  canvas_boxes = boxes * np.tile(extents, 2)
+
+  ours = _run(lambda: augment.crop_resize_flip(padded, canvas_boxes, flips,
+                                               10, extents))
+  for i, image in enumerate(images):
+    np.testing.assert_allclose(
+        ours[i], _numpy_crop_resize_flip(image, boxes[i], flips[i], 10),
+        atol=1e-5, rtol=0)
+
+
+def test_canvas_packing_round_trips_every_byte():
+  rng = np.random.RandomState(6)
+  canvases = rng.randint(0, 256, (3, 10, 10, 3)).astype(np.uint8)
+  canvases[0, 0, 0] = [0, 255, 128]  # the sign bit of a word
+
+  def build():
+    packed = augment.pack_canvas(tf.constant(canvases))
+    return packed, augment.unpack_canvas(packed, 10)
+
+  packed, unpacked = _run(build)
+  assert packed.dtype == np.int32 and packed.shape == (3, 75)
+  np.testing.assert_array_equal(np.round(unpacked * 255.), canvases)
+  with pytest.raises(ValueError, match='even canvas size'):
+    augment.pack_canvas(tf.zeros([1, 5, 5, 3], tf.uint8))
+
+
+def test_fit_to_canvas_keeps_small_images_and_shrinks_large_ones():
+  rng = np.random.RandomState(7)
+  small = rng.randint(0, 256, (30, 40, 3)).astype(np.uint8)
+  large = rng.randint(0, 256, (100, 60, 3)).astype(np.uint8)
+
+  def build():
+    return (augment.fit_to_canvas(tf.constant(small), 40),
+            augment.fit_to_canvas(tf.constant(large), 40),
+            augment.fit_to_canvas(tf.constant(small / 255., tf.float32), 40))
+
+  kept, shrunk, from_float = _run(build)
+  np.testing.assert_array_equal(kept, small)
+  assert shrunk.dtype == np.uint8 and shrunk.shape == (40, 24, 3)
+  assert abs(shrunk.astype(float).mean() - large.mean()) < 3.
+  np.testing.assert_array_equal(from_float, small)
+
+
 def test_device_views_equal_per_image_ops_with_the_same_parameters():
   """crop_and_color on a batch == crop, flip, jitter and blur applied image by image."""
   rng = np.random.RandomState(2)
@@ -115,17 +170,20 @@ def test_device_views_equal_per_image_ops_with_the_same_parameters():
 
 
 def test_device_crop_and_flip_statistics_match_the_specification():
-  height, width, n = 300, 400, 3000
+  height, width, canvas, n = 300, 400, 512, 3000
 
   def build():
-    boxes = augment.sample_crop_boxes(tf.constant([height, width, 3]), n)
-    return boxes, augment.sample_flips(n)
+    shape = tf.constant([height, width, 3])
+    boxes = augment.sample_crop_boxes(shape, n, canvas)
+    return boxes, augment.canvas_extent(shape, canvas), augment.sample_flips(n)
 
-  boxes, flips = _run(build)
+  boxes, extent, flips = _run(build)
   assert boxes.shape == (n, 4)
-  assert (boxes >= 0).all() and (boxes <= 1).all()
-  box_h = (boxes[:, 2] - boxes[:, 0]) * height
-  box_w = (boxes[:, 3] - boxes[:, 1]) * width
+  np.testing.assert_allclose(extent, [height / canvas, width / canvas])
+  assert (boxes >= 0).all()
+  assert (boxes[:, 2] <= extent[0]).all() and (boxes[:, 3] <= extent[1]).all()
+  box_h = (boxes[:, 2] - boxes[:, 0]) * canvas
+  box_w = (boxes[:, 3] - boxes[:, 1]) * canvas
   area = box_h * box_w / (height * width)
   aspect = box_w / box_h
   # Areas in [0.1, 1] (min_object_covered bounds the 0.08 floor), aspect
@@ -151,9 +209,9 @@ def _hp(**overrides):
 
 @pytest.mark.parametrize('level,image_shape', [
     ('none', (4, 32, 32, 6)), ('color', (4, 32, 32, 6)),
-    ('crop_and_color', (4, 40, 40, 3))])
+    ('crop_and_color', (4, 40 * 40 * 3 // 4))])
 def test_input_pipeline_shapes_per_level(level, image_shape):
-  hp = _hp(augment_on_device=level, device_crop_source_size=40)
+  hp = _hp(augment_on_device=level, device_crop_canvas_size=40)
   input_fn = data_input.build_input_fn(hp, True, 10)
 
   def build():
@@ -164,18 +222,27 @@ def test_input_pipeline_shapes_per_level(level, image_shape):
   features = _run(build)
   assert features['image'].shape == image_shape
   if level == 'crop_and_color':
+    # The 32x32 synthetic images sit in the top-left of the 40x40 canvas.
+    assert features['image'].dtype == np.int32
     assert features['crop_boxes'].shape == (4, 2, 4)
+    np.testing.assert_allclose(features['image_extent'], [[0.8, 0.8]] * 4)
+    canvases = _run(lambda: augment.unpack_canvas(features['image'], 40))
+    assert (canvases[:, 32:] == 0).all() and (canvases[:, :, 32:] == 0).all()
+    assert (canvases[:, :32, :32].max(axis=(1, 2, 3)) > 0.5).all()
   else:
     assert 'crop_boxes' not in features
 
 
-def test_source_size_rule_and_validation():
-  assert augment.device_source_size(224) == 256
-  assert augment.device_source_size(32) == 32
-  assert augment.device_source_size(224, 300) == 300
-  with pytest.raises(hparams_flags.HParamsError,
-                     match='device_crop_source_size'):
-    hparams_flags.validate(_hp(device_crop_source_size=16))
+def test_canvas_size_rule_and_validation():
+  assert augment.device_canvas_size(224) == 512
+  assert augment.device_canvas_size(384) == 768
+  assert augment.device_canvas_size(32) == 32
+  assert augment.device_canvas_size(27) == 28
+  assert augment.device_canvas_size(224, 300) == 300
+  for bad in (16, 41):
+    with pytest.raises(hparams_flags.HParamsError,
+                       match='device_crop_canvas_size'):
+      hparams_flags.validate(_hp(device_crop_canvas_size=bad))
   with pytest.raises(hparams_flags.HParamsError, match='augment_on_device'):
     hparams_flags.validate(_hp(augment_on_device='gpu'))
 
@@ -199,24 +266,27 @@ import numpy as np
 import tensorflow as tf
 import augment
 
-sources = tf.constant(np.random.RandomState(0).rand(4, 40, 40, 3), tf.float32)
+canvases = np.random.RandomState(0).randint(0, 256, (4, 40, 40, 3))
+packed = augment.pack_canvas(tf.constant(canvases, tf.uint8))
 boxes = tf.constant(np.tile([[[0.1, 0.1, 0.8, 0.9], [0., 0., 1., 1.]]],
                             [4, 1, 1]), tf.float32)
+extents = tf.constant([[1., 1.], [0.5, 0.8]] * 2, tf.float32)
 
 @tf.function(jit_compile=True)
-def crop_and_color(sources, boxes):
-  return augment.device_train_views(None, 32, sources=sources,
-                                    crop_boxes=boxes)
+def crop_and_color(packed, boxes, extents):
+  return augment.device_train_views(
+      None, 32, sources=augment.unpack_canvas(packed, 40), crop_boxes=boxes,
+      source_extents=extents)
 
 @tf.function(jit_compile=True)
 def color(view):
   return augment.device_train_views([view], 32)
 
-views = crop_and_color(sources, boxes)
+views = crop_and_color(packed, boxes, extents)
 assert [v.shape for v in views] == [(4, 32, 32, 3)] * 2
 assert color(views[0])[0].shape == (4, 32, 32, 3)
 assert 'HloModule' in crop_and_color.experimental_get_compiler_ir(
-    sources, boxes)(stage='hlo')
+    packed, boxes, extents)(stage='hlo')
 print('xla ok')
 '''
 
