@@ -1,14 +1,21 @@
 """Benchmark: host input-pipeline throughput at 224 px from real-photo JPEGs, in one run.
 
-(a) Augmented views/s (wall) and views per CPU-core second of four host pipelines over the same
-    in-memory JPEGs (about 470x375 px, 2 views per image, SimCLR augmentation):
+(a) Augmented views/s (wall, 2 cores) and CPU-ms per view of four host
+    pipelines over the same in-memory JPEGs (about 470x375 px, 2 views per
+    image, SimCLR augmentation):
       reference        decode, then per view crop/resize/flip/colour with the
                        per-image tf.image kernels (SimCLR's data_util);
       default          data_input's pipeline (--augment_on_device=none);
       color            host share with --augment_on_device=color;
-      crop_and_color   host share with --augment_on_device=crop_and_color.
+      crop_and_color   host share with --augment_on_device=crop_and_color;
+    and the eval pipeline (decode, centre crop, resize) against SimCLR's.
 (c) The cost per view of the batched colour distortion that model_fn runs with
     --augment_on_device (here on the CPU), next to the per-image colour ops.
+
+This machine's speed drifts, so the pipelines are measured in many short
+interleaved rounds: the ratio to the reference is the median of the ratios
+within each round (a slow spell then hits both sides of a ratio alike), and
+its range over the rounds is printed too.
 
   .venv/bin/python scripts/benchmark_input.py --photos_dir=/tmp/photos
 """
@@ -106,35 +113,77 @@ def views_per_second(dataset, views_per_batch, seconds, warmup_batches=5):
               views / (time.process_time() - cpu_start))
 
 
+def reference_eval_view(encoded, size):
+  """SimCLR's eval preprocessing: decode, float, centre crop 0.875, bicubic resize."""
+  image = tf.image.convert_image_dtype(
+      tf.io.decode_jpeg(encoded, channels=3), tf.float32)
+  shape = tf.shape(image)
+  crop = tf.cast(0.875 * tf.cast(tf.minimum(shape[0], shape[1]), tf.float32),
+                 tf.int32)
+  image = tf.image.crop_to_bounding_box(image, (shape[0] - crop + 1) // 2,
+                                        (shape[1] - crop + 1) // 2, crop, crop)
+  image = tf.image.resize_bicubic(image[tf.newaxis], [size, size])[0]
+  return tf.clip_by_value(image, 0., 1.)
+
+
 def host_pipelines(args, jpegs):
   """name -> dataset factory of each host pipeline measured in (a)."""
   source = photo_jpegs.InMemoryJpegSource(jpegs)
 
-  def ours(level):
-    hp = hparams_flags.default_hparams(
+  def hparams(level='none'):
+    return hparams_flags.default_hparams(
         dataset='synthetic', use_tpu=False, model_dir='/tmp/unused',
         image_size=args.image_size, train_batch_size=args.batch,
+        eval_batch_size=args.batch, eval_contrastive=False,
         color_jitter_strength=args.color_jitter_strength,
         augment_on_device=level, deterministic_input=False)
-    input_fn = data_input.build_input_fn(hp, True, source.num_classes,
-                                         source=source)
+
+  def ours(level):
+    input_fn = data_input.build_input_fn(hparams(level), True,
+                                         source.num_classes, source=source)
     return lambda: input_fn({'batch_size': args.batch})
 
-  def reference():
-    ds = source.dataset('train', 0, 1, True).shuffle(args.batch * 10).repeat()
-    ds = ds.map(lambda ex: reference_views(
-        ex['image'], args.image_size, args.color_jitter_strength, 2),
-                num_parallel_calls=AUTOTUNE, deterministic=False)
-    return ds.batch(args.batch, drop_remainder=True).prefetch(AUTOTUNE)
+  def ours_eval():
+    input_fn = data_input.build_input_fn(
+        hparams(), False, source.num_classes, source=source,
+        num_eval_examples=source.num_examples('train'))
+    return input_fn({'batch_size': args.batch}).repeat()
 
-  return {'reference': reference, 'default': ours('none'),
-          'color': ours('color'), 'crop_and_color': ours('crop_and_color')}
+  def reference(views_fn):
+    def dataset():
+      ds = source.dataset('train', 0, 1, True).shuffle(args.batch * 10)
+      ds = ds.repeat().map(lambda ex: views_fn(ex['image']),
+                           num_parallel_calls=AUTOTUNE, deterministic=False)
+      return ds.batch(args.batch, drop_remainder=True).prefetch(AUTOTUNE)
+    return dataset
+
+  train_reference = reference(lambda image: reference_views(
+      image, args.image_size, args.color_jitter_strength, 2))
+  eval_reference = reference(
+      lambda image: reference_eval_view(image, args.image_size))
+  # name -> (dataset factory, views per batch, the reference it is compared to)
+  return {'reference': (train_reference, 2 * args.batch, 'reference'),
+          'default': (ours('none'), 2 * args.batch, 'reference'),
+          'color': (ours('color'), 2 * args.batch, 'reference'),
+          'crop_and_color': (ours('crop_and_color'), 2 * args.batch,
+                             'reference'),
+          'eval_reference': (eval_reference, args.batch, 'eval_reference'),
+          'eval': (ours_eval, args.batch, 'eval_reference')}
 
 
-def color_cost_ms_per_view(args, batched):
-  """CPU core-ms per view of the colour distortion, batched or per image."""
-  shape = [args.batch, args.image_size, args.image_size, 3]
-  images = np.random.RandomState(0).rand(*shape).astype(np.float32)
+def photo_views(args, jpegs):
+  """[batch, size, size, 3] float32 host crops of the photos (what colour ops see)."""
+  # Photos, not random noise: tf.image's HSV kernels run slower on noise.
+  with tf.Graph().as_default(), tf.Session() as sess:
+    encoded = tf.placeholder(tf.string, [])
+    view = augment.random_crop_with_resize(
+        tf.io.decode_jpeg(encoded, channels=3), args.image_size)
+    return np.stack([sess.run(view, {encoded: jpegs[i % len(jpegs)]})
+                     for i in range(args.batch)])
+
+
+def color_cost_ms_per_view(args, images, batched):
+  """CPU core-ms per view of the colour distortion of `images`, batched or per image."""
   if batched:
     def dataset():
       ds = tf.data.Dataset.from_tensors(images).repeat()
@@ -158,34 +207,37 @@ def main():
   parser.add_argument('--num_jpegs', type=int, default=256)
   parser.add_argument('--image_size', type=int, default=224)
   parser.add_argument('--batch', type=int, default=64)
-  parser.add_argument('--seconds', type=float, default=15.)
-  parser.add_argument('--rounds', type=int, default=2)
+  parser.add_argument('--seconds', type=float, default=4.)
+  parser.add_argument('--rounds', type=int, default=8)
   parser.add_argument('--color_jitter_strength', type=float, default=1.0)
   args = parser.parse_args()
   tf.disable_v2_behavior()
   tf.logging.set_verbosity(tf.logging.WARN)
   jpegs = photo_jpegs.make_jpegs(args.photos_dir, args.num_jpegs)
-  cores = os.cpu_count()
-  rates = {}
-  # Interleaved rounds, best of each: a slow spell of the machine then hits
-  # every pipeline alike instead of one of them.
+  pipelines = host_pipelines(args, jpegs)
+  rates = {name: [] for name in pipelines}
   for _ in range(args.rounds):
-    for name, dataset in host_pipelines(args, jpegs).items():
-      rate = views_per_second(dataset, 2 * args.batch, args.seconds)
-      if name not in rates or rate[1] > rates[name][1]:
-        rates[name] = rate
-  results = {'cores': cores, 'jpeg_size': [photo_jpegs.JPEG_HEIGHT,
-                                           photo_jpegs.JPEG_WIDTH],
+    for name, (dataset, views_per_batch, _) in pipelines.items():
+      rates[name].append(views_per_second(dataset, views_per_batch,
+                                          args.seconds))
+  results = {'cores': os.cpu_count(),
+             'jpeg_size': [photo_jpegs.JPEG_HEIGHT, photo_jpegs.JPEG_WIDTH],
              'mean_jpeg_kib': round(np.mean([len(j) for j in jpegs]) / 1024, 1)}
-  reference_per_core = rates['reference'][1]
-  for name, (wall, per_core) in rates.items():
-    results[name] = {'views_per_sec': round(wall, 1),
-                     'views_per_core_sec': round(per_core, 1),
-                     'core_ms_per_view': round(1000. / per_core, 2),
-                     'x_reference': round(per_core / reference_per_core, 2)}
+  for name, (_, _, reference) in pipelines.items():
+    walls, per_core = (np.array(r) for r in zip(*rates[name]))
+    ratios = per_core / np.array([r[1] for r in rates[reference]])
+    results[name] = {'views_per_sec': round(float(np.median(walls)), 1),
+                     'core_ms_per_view': round(
+                         float(np.median(1000. / per_core)), 3),
+                     'x_' + reference: round(float(np.median(ratios)), 2),
+                     'x_range': [round(float(ratios.min()), 2),
+                                 round(float(ratios.max()), 2)]}
+  views = photo_views(args, jpegs)
   results['color_core_ms_per_view'] = {
-      'batched (model_fn)': round(color_cost_ms_per_view(args, True), 2),
-      'per_image (host)': round(color_cost_ms_per_view(args, False), 2)}
+      'batched (model_fn)': round(color_cost_ms_per_view(args, views, True),
+                                  2),
+      'per_image (host)': round(color_cost_ms_per_view(args, views, False),
+                                2)}
   results.update(vars(args))
   print(json.dumps(results, indent=2))
 
