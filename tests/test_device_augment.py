@@ -253,8 +253,10 @@ def test_training_with_augmentation_on_device_runs(tmp_path, level):
   proc = test_run_e2e.run_py(test_run_e2e.TINY + [
       '--mode=train_then_eval', '--train_steps=2', '--model_dir=' + model_dir,
       '--augment_on_device=' + level, '--deterministic_input=False',
-      '--knn_bank_size=0'])
+      '--checkpoint_steps=1', '--knn_bank_size=0'])
   assert proc.returncode == 0, proc.stderr[-3000:]
+  # Checkpoint cadence does not depend on the level.
+  assert test_run_e2e.checkpoint_steps(model_dir) == [0, 1, 2]
   result = json.load(open(os.path.join(model_dir, 'result.json')))
   assert result['global_step'] == 2 and np.isfinite(result['contrast_loss'])
 
