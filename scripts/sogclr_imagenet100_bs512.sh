@@ -20,17 +20,8 @@
 #        ImageNet-100 class list: IMAGENET100_CLASSES=PATH or --imagenet100_classes=PATH
 #        (the 100 WordNet ids of SogCLR's dataset/ImageNet-S, one a line)
 source "$(dirname "${BASH_SOURCE[0]}")/lib/recipe.sh"
+source "$(dirname "${BASH_SOURCE[0]}")/lib/sogclr.sh"
 recipe_init pretrain lineareval -- "$@"
 
 recipe_imagenet100
-MODEL=("${TPU[@]}" "${IMAGENET100[@]}" --resnet_depth=50 --width_multiplier=1
-       --proj_head_mode=nonlinear --num_proj_layers=2)
-
-recipe_stage pretrain "${MODEL[@]}" --train_mode=pretrain --loss=sogclr \
-  --sogclr_gamma=0.9 --sogclr_storage=sum --temperature=0.1 \
-  --train_batch_size=512 --train_epochs=400 --optimizer=lars \
-  --learning_rate=0.075 --learning_rate_scaling=sqrt --weight_decay=1e-6
-
-recipe_stage lineareval "${MODEL[@]}" "${LINEAR_EVAL[@]}" \
-  --checkpoint="$(recipe_dir pretrain)" --train_batch_size=4096 \
-  --train_epochs=90 --learning_rate=0.1
+sogclr_recipe 512 400 "${IMAGENET100[@]}"

@@ -18,16 +18,7 @@
 #
 # Usage: scripts/sogclr_imagenet_bs512.sh --tpu_name=NAME --data_dir=gs://... --model_dir=gs://...
 source "$(dirname "${BASH_SOURCE[0]}")/lib/recipe.sh"
+source "$(dirname "${BASH_SOURCE[0]}")/lib/sogclr.sh"
 recipe_init pretrain lineareval -- "$@"
 
-MODEL=("${TPU[@]}" "${IMAGENET[@]}" --resnet_depth=50 --width_multiplier=1
-       --proj_head_mode=nonlinear --num_proj_layers=2)
-
-recipe_stage pretrain "${MODEL[@]}" --train_mode=pretrain --loss=sogclr \
-  --sogclr_gamma=0.9 --sogclr_storage=sum --temperature=0.1 \
-  --train_batch_size=512 --train_epochs=800 --optimizer=lars \
-  --learning_rate=0.075 --learning_rate_scaling=sqrt --weight_decay=1e-6
-
-recipe_stage lineareval "${MODEL[@]}" "${LINEAR_EVAL[@]}" \
-  --checkpoint="$(recipe_dir pretrain)" --train_batch_size=4096 \
-  --train_epochs=90 --learning_rate=0.1
+sogclr_recipe 512 800 "${IMAGENET[@]}"
