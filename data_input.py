@@ -373,6 +373,10 @@ def host_placement(params):
   return context.current_host, context.num_hosts
 
 
+def _canvas_size(hp):
+  return augment.device_canvas_size(hp.image_size, hp.device_crop_canvas_size)
+
+
 def _image_features(hp, image, is_training):
   """One example's image features: stacked views, or source image + crop boxes."""
   # The second form is training with --augment_on_device=crop_and_color: the
@@ -381,8 +385,7 @@ def _image_features(hp, image, is_training):
   image = _decode(image)
   on_device = hp.augment_on_device if is_training else 'none'
   if on_device == 'crop_and_color':
-    canvas = augment.device_canvas_size(hp.image_size,
-                                        hp.device_crop_canvas_size)
+    canvas = _canvas_size(hp)
     image = augment.fit_to_canvas(image, canvas)
     shape = tf.shape(image)
     return {'image': image,
@@ -440,8 +443,7 @@ def build_input_fn(hp, is_training, num_classes, num_eval_examples=None,
       ds = ds.concatenate(_padding(ds.element_spec)).take(
           _eval_examples_per_host(hp, num_eval_examples, num_hosts))
     if is_training and hp.augment_on_device == 'crop_and_color':
-      ds = _batch_canvases(ds, batch_size, augment.device_canvas_size(
-          hp.image_size, hp.device_crop_canvas_size))
+      ds = _batch_canvases(ds, batch_size, _canvas_size(hp))
     else:
       ds = ds.batch(batch_size, drop_remainder=True)
     return ds.prefetch(AUTOTUNE)
