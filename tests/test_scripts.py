@@ -24,6 +24,7 @@ SMOKE = ['--use_tpu=False', '--dataset=synthetic', '--image_size=16',
          '--width_multiplier=1', '--use_bfloat16=False', '--proj_out_dim=16',
          '--keep_hub_module_max=0', '--train_summary_steps=0',
          '--eval_contrastive=False', '--checkpoint_steps=2',
+         '--keep_checkpoint_max=1',  # full-depth checkpoints: ~350 MB each
          '--knn_bank_size=0',  # the kNN monitor has its own tests
          '--imagenet100_classes=']  # only --dataset=imagenet100 takes a list
 
