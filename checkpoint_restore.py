@@ -17,13 +17,11 @@ from typing import List, Tuple
 
 import tensorflow.compat.v1 as tf
 
-from losses import replica
+import model
+import names
+import replica
 
-SUPERVISED_HEAD = 'head_supervised'
-# Optimizer state, the step and loss state: never model weights.
-_STATE_PATTERN = re.compile(
-    r'^(?:global_step$|beta[12]_power$|sogclr/)|'
-    r'(?:^|/)(?:Momentum|Adam(?:_\d+)?|LARS\w*|RMSProp\w*)(?:/|$)')
+_STATE_PATTERN = re.compile(names.TRAINING_STATE_PATTERN)
 _MAX_NAMES = 12
 
 
@@ -67,7 +65,7 @@ def plan_restore(hp, model_shapes, checkpoint_shapes, checkpoint):
   restored, not_selected, zero_init, missing, mismatch = [], [], [], [], []
   for name in sorted(model_shapes):
     shape = tuple(model_shapes[name])
-    if hp.zero_init_logits_layer and name.startswith(SUPERVISED_HEAD + '/'):
+    if hp.zero_init_logits_layer and name.startswith(names.SUPERVISED_HEAD + '/'):
       zero_init.append(name)
     elif not schema.match(name):
       not_selected.append(name)
@@ -163,12 +161,10 @@ def checkpoint_shapes(checkpoint):
 
 
 def model_variable_shapes(hp, num_classes):
-  """{name: shape} of the model's variables, from the graph model_fn.forward builds."""
-  # model_fn imports this module, so it is imported here, not at the top.
-  import model_fn  # pylint: disable=g-import-not-at-top
+  """{name: shape} of the model's variables, from the graph model.forward builds."""
   with tf.Graph().as_default():
     images = tf.zeros([2, hp.image_size, hp.image_size, 3])
-    model_fn.forward(hp, images, True, replica.ReplicaContext.local(),
+    model.forward(hp, images, True, replica.ReplicaContext.local(),
                      num_classes)
     return {v.op.name: tuple(v.shape.as_list()) for v in tf.global_variables()}
 

@@ -7,7 +7,7 @@ its per-example state on it).  `build_input_fn` turns a source into the batched
 `(features, labels)` that model_fn consumes:
 
   features = {'image': float32 [B, S, S, 3 * V], 'id': int64 [B]}
-  labels   = {'label': int32 [B], 'onehot': float32 [B, C], 'mask': float32 [B]}
+  labels   = {'label': int32 [B], 'mask': float32 [B]}
 
 V is `hp.views_per_example` in training; at eval it is 1, or 2 for contrastive
 pretraining with --eval_contrastive: the eval crop and one training
@@ -23,11 +23,13 @@ import numpy as np
 import tensorflow.compat.v1 as tf
 
 import augment
-import hparams_flags
 import imagenet_subsets
 from imagenet_subsets import split_index
+import names
+import schedule
 
 AUTOTUNE = tf.data.experimental.AUTOTUNE
+FASHION_MNIST_DEBIAN_DIR = '/usr/share/datasets/fashion-mnist'
 DatasetInfo = collections.namedtuple(
     'DatasetInfo', ['num_train_examples', 'num_eval_examples', 'num_classes'])
 
@@ -92,7 +94,7 @@ class FashionMnistSource(object):
             'test': ('t10k-images-idx3-ubyte.gz', 't10k-labels-idx1-ubyte.gz')}
 
   def __init__(self, hp):
-    self._dir = hparams_flags.fashion_mnist_dir(hp)
+    self._dir = hp.data_dir or FASHION_MNIST_DEBIAN_DIR
     self._cache = {}
     for split in (hp.train_split, hp.resolved_eval_split):
       if split not in self._FILES:
@@ -105,7 +107,7 @@ class FashionMnistSource(object):
               '(apt-get install dataset-fashion-mnist, files land in %s) or '
               'pass --data_dir=<folder with the four IDX .gz files>.' %
               (os.path.join(self._dir, name),
-               hparams_flags.FASHION_MNIST_DEBIAN_DIR))
+               FASHION_MNIST_DEBIAN_DIR))
 
   def _arrays(self, split):
     if split not in self._cache:
@@ -158,7 +160,9 @@ class TfdsSource(object):
             'downloaded archives> to prepare it from local files.' %
             (name, hp.data_dir or '~/tensorflow_datasets', name))
       if name.startswith('imagenet2012_subset/'):
-        _place_subset_list(hp, name.split('/')[1])
+        # The verified list goes into the manual_dir: tfds never downloads it.
+        imagenet_subsets.place_in_dir(name.split('/')[1], hp.tfds_manual_dir,
+                                      hp.imagenet_subset_list)
       self._builder.download_and_prepare(
           download_config=tfds.download.DownloadConfig(
               manual_dir=hp.tfds_manual_dir))
@@ -186,38 +190,14 @@ class TfdsSource(object):
         split=host_split, shuffle_files=shuffle_files,
         decoders={'image': tfds.decode.SkipDecoding()},
         read_config=tfds.ReadConfig(add_tfds_id=True))
-    shard_starts = np.cumsum(
-        [0] + list(self._builder.info.splits[split].shard_lengths))[:-1]
-    shard_starts = tf.constant(shard_starts, tf.int64)
+    starts = split_index.shard_starts(self._builder, split)
 
     def to_example(example):
-      # tfds_id is '<name>-<split>.<ext>-<shard>-of-<count>__<offset>'.
-      parts = tf.strings.split([example['tfds_id']], '__').values
-      file_part, offset = parts[-2], parts[-1]
-      shard = tf.strings.split([file_part], '-').values[-3]
-      dense_id = (tf.gather(shard_starts, tf.strings.to_number(shard, tf.int32))
-                  + tf.strings.to_number(offset, tf.int64))
       return {'image': example['image'], 'label': example['label'],
-              'id': dense_id}
+              'id': split_index.dense_ids_from_tfds_ids(example['tfds_id'],
+                                                        starts)}
 
     return ds.map(to_example, num_parallel_calls=AUTOTUNE)
-
-
-def _place_subset_list(hp, subset):
-  """Puts the verified 1%/10% list into the manual_dir, so tfds never downloads it."""
-  file_name = imagenet_subsets.subset_file_name(subset)
-  in_manual_dir = tf.io.gfile.exists(os.path.join(hp.tfds_manual_dir, file_name))
-  if not (in_manual_dir or hp.imagenet_subset_list or
-          hp.download_imagenet_subset_list):
-    raise DataError(
-        '--dataset=imagenet2012_subset/%s needs %s to prepare (tfds would '
-        'download it): pass --imagenet_subset_list=<the file or its folder>, '
-        'put it into --tfds_manual_dir=%s, or pass '
-        '--download_imagenet_subset_list.' %
-        (subset, file_name, hp.tfds_manual_dir))
-  imagenet_subsets.place_in_dir(subset, hp.tfds_manual_dir,
-                                hp.imagenet_subset_list,
-                                hp.download_imagenet_subset_list)
 
 
 class FilteredTfdsSource(TfdsSource):
@@ -270,8 +250,7 @@ class FilteredTfdsSource(TfdsSource):
       self._label_map = label_map
     if hp.train_subset:
       self._subset_names = np.array(sorted(imagenet_subsets.load_file_names(
-          hp.train_subset, hp.imagenet_subset_list,
-          hp.download_imagenet_subset_list)), dtype=bytes)
+          hp.train_subset, hp.imagenet_subset_list)), dtype=bytes)
 
   def num_examples(self, split):
     """Examples in `split`."""
@@ -339,9 +318,9 @@ def get_source(hp):
   if hp.dataset == 'fashion_mnist':
     return FashionMnistSource(hp)
   try:
-    if hp.dataset in hparams_flags.FILTERED_DATASETS or hp.train_subset:
+    if hp.dataset in names.FILTERED_DATASETS or hp.train_subset:
       return FilteredTfdsSource(hp)
-    if hp.dataset in hparams_flags.TFDS_DATASETS:
+    if hp.dataset in names.TFDS_DATASETS:
       return TfdsSource(hp)
   except imagenet_subsets.SubsetError as e:
     raise DataError(str(e)) from e
@@ -409,7 +388,7 @@ def _image_features(hp, image, is_training):
   return {'image': tf.concat(views, axis=-1)}
 
 
-def build_input_fn(hp, is_training, num_classes, num_eval_examples=None,
+def build_input_fn(hp, is_training, num_eval_examples=None,
                    source=None):
   """Returns input_fn(params) for TPUEstimator (training or evaluation)."""
 
@@ -428,9 +407,7 @@ def build_input_fn(hp, is_training, num_classes, num_eval_examples=None,
       features = _image_features(hp, example['image'], is_training)
       features['id'] = tf.cast(example['id'], id_dtype)
       label = tf.cast(example['label'], tf.int32)
-      labels = {'label': label,
-                'onehot': tf.one_hot(label, num_classes, dtype=tf.float32),
-                'mask': tf.constant(mask, tf.float32)}
+      labels = {'label': label, 'mask': tf.constant(mask, tf.float32)}
       return features, labels
 
     if is_training:
@@ -470,7 +447,7 @@ def _batch_canvases(ds, batch_size, canvas_size):
 def _eval_examples_per_host(hp, num_eval_examples, num_hosts):
   if num_eval_examples is None:
     raise ValueError('num_eval_examples is required for an eval input_fn')
-  steps = hparams_flags.eval_steps(hp, num_eval_examples)
+  steps = schedule.eval_steps(hp, num_eval_examples)
   return steps * hp.eval_batch_size // num_hosts
 
 

@@ -8,7 +8,7 @@ training BN) and two signatures, `default` and `image_feature_vector` (the
 common image signature): input `images` (float32 NHWC in [0, 1]), outputs
 `default` (= final_avg_pool), the ResNet endpoints, proj_head_input,
 proj_head_output and logits_sup when a supervised head exists, built by
-model_fn.forward; `hub.get_expected_image_size` gives --image_size.
+model.forward; `hub.get_expected_image_size` gives --image_size.
 Each export is written to a temporary folder and renamed into place, so a
 reader never sees half of one; only the newest `keep` of each kind are kept.
 """
@@ -21,22 +21,23 @@ import sys
 
 import tensorflow.compat.v1 as tf
 
-import model_fn as model_fn_lib
-from losses import replica
+import atomic_files
+import model
+import names
+import replica
 
 HUB_DIR = 'hub'
 SAVED_MODEL_DIR = 'saved_model'
 HUB_SIGNATURES = ('default', 'image_feature_vector')
 # Hub cannot serialise these collections; nothing downstream needs them.
-_DROPPED_COLLECTIONS = (
-    ['trainable_variables_inblock_%d' % i for i in range(6)] +
-    [tf.GraphKeys.MOVING_AVERAGE_VARIABLES])
+_DROPPED_COLLECTIONS = (list(names.BLOCK_COLLECTIONS) +
+                        [tf.GraphKeys.MOVING_AVERAGE_VARIABLES])
 _SAVED_MODEL_SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)),
                                    'saved_model_export.py')
 
 
 class ExportError(RuntimeError):
-  """An export could not be written."""
+  """An export could not be written (or the checkpoint does not fit the model)."""
 
 
 def _export_hparams(hp):
@@ -52,7 +53,7 @@ def _module_fn(hp, num_classes):
 
   def module_fn(is_training):
     images = tf.placeholder(tf.float32, [None, None, None, 3], name='images')
-    outputs = model_fn_lib.forward(hp, images, is_training,
+    outputs = model.forward(hp, images, is_training,
                                    replica.ReplicaContext.local(), num_classes)
     outputs['default'] = outputs['final_avg_pool']
     for name in HUB_SIGNATURES:
@@ -74,11 +75,6 @@ def export_steps(model_dir, kind=HUB_DIR):
                 if re.fullmatch(r'\d+/?', name))
 
 
-def hub_module_steps(model_dir):
-  """Global steps of the complete hub modules under model_dir/hub, oldest first."""
-  return export_steps(model_dir, HUB_DIR)
-
-
 def _checkpoint_step(checkpoint_path):
   return int(checkpoint_path.rsplit('-', 1)[-1])
 
@@ -86,18 +82,7 @@ def _checkpoint_step(checkpoint_path):
 def _write_atomically(model_dir, kind, step, write, keep):
   """Runs write(tmp_dir), renames it to model_dir/kind/step, keeps the newest `keep`."""
   root = os.path.join(model_dir, kind)
-  final = os.path.join(root, str(step))
-  tmp = os.path.join(root, '.tmp-%d-%d' % (step, os.getpid()))
-  tf.io.gfile.makedirs(root)
-  try:
-    write(tmp)
-  except BaseException:
-    if tf.io.gfile.exists(tmp):
-      tf.io.gfile.rmtree(tmp)
-    raise
-  if tf.io.gfile.exists(final):
-    tf.io.gfile.rmtree(final)
-  tf.io.gfile.rename(tmp, final)
+  final = atomic_files.write_directory(os.path.join(root, str(step)), write)
   for old in export_steps(model_dir, kind)[:-keep]:
     tf.io.gfile.rmtree(os.path.join(root, str(old)))
   tf.logging.info('Exported %s', final)

@@ -7,42 +7,17 @@ code only ever sees an `HParams`.
 """
 
 import dataclasses
-import math
 import re
 
 from absl import flags
 
-MODES = ('train', 'eval', 'train_then_eval', 'export')
-TRAIN_MODES = ('pretrain', 'finetune')
-OPTIMIZERS = ('lars', 'momentum', 'adam')
-LR_SCALINGS = ('linear', 'sqrt')
-PROJ_HEAD_MODES = ('none', 'linear', 'nonlinear')
-RESNET_DEPTHS = (18, 34, 50, 101, 152, 200)
-LOSSES = ('nt_xent', 'supcon', 'cross_entropy', 'rpc', 'fnc', 'sogclr')
-CONTRAST_MODES = ('all', 'one')
-SUMMATIONS = ('outside', 'inside')
-DENOMINATORS = ('all', 'one_positive', 'only_negatives')
-RPC_KINDS = ('chi', 'nce', 'js', 'nwj', 'dv')
-RPC_NORMALIZERS = ('exact', 'reference')
-FNC_STRATEGIES = ('attraction', 'elimination')
-SOGCLR_STORAGES = ('mean', 'sum')
-AUGMENT_ON_DEVICE = ('none', 'color', 'crop_and_color')
-TFDS_DATASETS = ('cifar10', 'cifar100', 'imagenet2012', 'imagenet2012_subset/1pct',
-                 'imagenet2012_subset/10pct')
-LOCAL_DATASETS = ('fashion_mnist', 'synthetic')
-# Class subsets of a prepared imagenet2012 (filtered at read time).
-FILTERED_DATASETS = ('imagenet100',)
-DATASETS = TFDS_DATASETS + FILTERED_DATASETS + LOCAL_DATASETS
-DATASETS_NEEDING_DATA_DIR = ('imagenet2012', 'imagenet2012_subset/1pct',
-                             'imagenet2012_subset/10pct', 'imagenet100')
-IMAGENET_SUBSETS = ('1pct', '10pct')
-FASHION_MNIST_DEBIAN_DIR = '/usr/share/datasets/fashion-mnist'
-# Restore everything but the step, optimizer state (Momentum/LARS, Adam and its
-# beta powers), SogCLR's per-example u and the supervised head.
-DEFAULT_VARIABLE_SCHEMA = (
-    r'^(?!global_step$|beta[12]_power$|sogclr/|head_supervised/|'
-    r'(?:.*/)?(?:Momentum|Adam(?:_\d+)?|LARS\w*|RMSProp\w*)(?:/|$))')
-
+import imagenet_subsets
+import names
+from names import (AUGMENT_ON_DEVICE, CONTRAST_MODES, DATASETS,  # pylint: disable=g-multiple-import
+                   DATASETS_NEEDING_DATA_DIR, DENOMINATORS, FNC_STRATEGIES,
+                   IMAGENET_SUBSETS, LOSSES, LR_SCALINGS, MODES, OPTIMIZERS,
+                   PROJ_HEAD_MODES, RESNET_DEPTHS, RPC_KINDS, RPC_NORMALIZERS,
+                   SOGCLR_STORAGES, SUMMATIONS, TRAIN_MODES)
 
 class HParamsError(ValueError):
   """A flag value or combination of flag values is invalid."""
@@ -221,7 +196,7 @@ def define_flags(fv=flags.FLAGS):
   # Fine-tuning.
   flags.DEFINE_string('checkpoint', None, 'Checkpoint to initialise from '
                       '(finetune).', **d)
-  flags.DEFINE_string('variable_schema', DEFAULT_VARIABLE_SCHEMA,
+  flags.DEFINE_string('variable_schema', names.DEFAULT_VARIABLE_SCHEMA,
                       'Regex: variables of --checkpoint to restore.', **d)
   flags.DEFINE_bool('zero_init_logits_layer', False, 'Zero the supervised '
                     'head after restoring --checkpoint.', **d)
@@ -493,7 +468,7 @@ def validate(hp, num_replicas=1):
            'must be >= 0.')
   _require(hp.proj_out_dim > 0, 'proj_out_dim', 'must be > 0.')
   _require(hp.num_proj_layers >= 1, 'num_proj_layers', 'must be >= 1.')
-  num_head_outputs = _num_proj_head_layers(hp)
+  num_head_outputs = names.num_projection_layers(hp)
   _require(-1 <= hp.ft_proj_selector <= num_head_outputs, 'ft_proj_selector',
            'must be in [-1, %d] for --proj_head_mode=%s '
            '--num_proj_layers=%d.' % (num_head_outputs, hp.proj_head_mode,
@@ -594,48 +569,3 @@ def _validate_imagenet_subsets(hp):
                   hp.download_imagenet_subset_list), 'imagenet_subset_list',
              '--train_subset needs the list (or '
              '--download_imagenet_subset_list).')
-
-
-def _num_proj_head_layers(hp):
-  if hp.proj_head_mode == 'none':
-    return 0
-  if hp.proj_head_mode == 'linear':
-    return 1
-  return hp.num_proj_layers
-
-
-def train_steps(hp, num_train_examples):
-  """Total training steps: --train_steps, or epochs over the training set."""
-  if hp.train_steps > 0:
-    return hp.train_steps
-  return num_train_examples * hp.train_epochs // hp.train_batch_size + 1
-
-
-def steps_per_epoch(hp, num_train_examples):
-  """Training steps per epoch (at least 1)."""
-  return max(1, int(round(num_train_examples / hp.train_batch_size)))
-
-
-def checkpoint_steps(hp, num_train_examples):
-  """Steps between two checkpoints."""
-  if hp.checkpoint_steps > 0:
-    return hp.checkpoint_steps
-  return max(1, hp.checkpoint_epochs * steps_per_epoch(hp, num_train_examples))
-
-
-def eval_steps(hp, num_eval_examples):
-  """Eval steps: --eval_steps, or enough batches to cover the whole split."""
-  if hp.eval_steps > 0:
-    return hp.eval_steps
-  return int(math.ceil(num_eval_examples / hp.eval_batch_size))
-
-
-def fashion_mnist_dir(hp):
-  """Folder holding the Fashion-MNIST IDX files."""
-  return hp.data_dir or FASHION_MNIST_DEBIAN_DIR
-
-
-def eval_dir_name(hp):
-  """Name of the eval sub-directory of model_dir."""
-  return 'eval_%s' % hp.eval_name if hp.eval_name else 'eval'
-

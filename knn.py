@@ -59,10 +59,10 @@ def weighted_knn_accuracy(bank_features, bank_labels, query_features,
   return float(np.mean(predicted == np.asarray(query_labels)))
 
 
-def predict_input_fn(hp, num_examples, num_classes, source):
+def predict_input_fn(hp, num_examples, source):
   """The eval input_fn of `hp` with one view (the eval crop), label and mask moved into the features."""
   hp = hp.replace(eval_contrastive=False)
-  input_fn = data_input.build_input_fn(hp, False, num_classes, num_examples,
+  input_fn = data_input.build_input_fn(hp, False, num_examples,
                                        source=source)
 
   def knn_input_fn(params):
@@ -98,11 +98,9 @@ class KnnMonitor(object):
     self._bank_size = min(hp.knn_bank_size, info.num_train_examples)
     # The bank: the first examples of the training split, not augmented.
     bank_hp = hp.replace(eval_split=hp.train_split, eval_steps=0)
-    self._bank_fn = predict_input_fn(bank_hp, self._bank_size,
-                                     info.num_classes, source)
+    self._bank_fn = predict_input_fn(bank_hp, self._bank_size, source)
     # The queries: the examples estimator.evaluate sees.
-    self._query_fn = predict_input_fn(hp, info.num_eval_examples,
-                                      info.num_classes, source)
+    self._query_fn = predict_input_fn(hp, info.num_eval_examples, source)
 
   def __call__(self, checkpoint_path):
     """{RESULT_KEY: accuracy, 'knn_bank_examples': n} for the checkpoint."""

@@ -1,7 +1,6 @@
-"""TPUEstimator model_fn: ResNet -> projection head -> contrastive loss (+ supervised head)."""
+"""TPUEstimator model_fn: views -> model.forward -> supervised and contrastive losses -> spec."""
 
 import functools
-import re
 
 import tensorflow.compat.v1 as tf
 import tensorflow.compat.v2 as tf2
@@ -9,85 +8,15 @@ import tensorflow.compat.v2 as tf2
 import augment
 import checkpoint_restore
 import losses
+import model
 import optimization
-from losses import replica
-import resnet
-
-SUPERVISED_HEAD = 'head_supervised'
-CONTRASTIVE_HEAD = 'head_contrastive'
-
-
-def _dense(x, units, use_bias, zero_init=False):
-  init = (tf.zeros_initializer() if zero_init
-          else tf.random_normal_initializer(stddev=0.01))
-  return tf.layers.dense(x, units, use_bias=use_bias, kernel_initializer=init,
-                         bias_initializer=tf.zeros_initializer())
-
-
-def _num_head_layers(hp):
-  return {'none': 0, 'linear': 1}.get(hp.proj_head_mode, hp.num_proj_layers)
-
-
-def _head_layer_trains(hp, layer):
-  """Whether projection-head layer `layer` trains (in finetune: those below ft_proj_selector)."""
-  if hp.is_pretrain:
-    return True
-  selector = hp.ft_proj_selector
-  return layer < (_num_head_layers(hp) if selector < 0 else selector)
-
-
-def projection_head(hp, hiddens, is_training, ctx):
-  """SimCLR projection head; returns (output, [encoder output, layer 1, ...]).
-
-  In finetune the layers above ft_proj_selector feed nothing that trains: they
-  keep their restored weights and run BN in inference mode.
-  """
-  outputs = [hiddens]
-  x = hiddens
-  bn = lambda x, j, center: resnet.batch_norm.batch_norm(  # pylint: disable=g-long-lambda
-      x, is_training and _head_layer_trains(hp, j), ctx,
-      decay=hp.batch_norm_decay, center=center)
-  with tf.variable_scope(CONTRASTIVE_HEAD):
-    if hp.proj_head_mode == 'linear':
-      with tf.variable_scope('l_0'):
-        x = bn(_dense(x, hp.proj_out_dim, use_bias=False), 0, center=False)
-      outputs.append(x)
-    elif hp.proj_head_mode == 'nonlinear':
-      width = int(hiddens.shape[-1])
-      for j in range(hp.num_proj_layers):
-        last = j == hp.num_proj_layers - 1
-        with tf.variable_scope('nl_%d' % j):
-          x = _dense(x, hp.proj_out_dim if last else width, use_bias=False)
-          x = bn(x, j, center=not last)
-          if not last:
-            x = tf.nn.relu(x)
-        outputs.append(x)
-  return tf.identity(x, 'proj_head_output'), outputs
-
-
-def supervised_head(hp, inputs, num_classes):
-  """The linear classifier `head_supervised`."""
-  with tf.variable_scope(SUPERVISED_HEAD):
-    with tf.variable_scope('linear_layer'):
-      logits = _dense(inputs, num_classes, use_bias=True,
-                      zero_init=hp.zero_init_logits_layer)
-  for v in tf.trainable_variables(SUPERVISED_HEAD):
-    tf.add_to_collection('trainable_variables_inblock_5', v)
-  return logits
+import replica
 
 
 def _split_views(images):
   """[B, S, S, 3V] -> list of V tensors [B, S, S, 3]."""
   num_views = int(images.shape[-1]) // 3
   return tf.split(images, num_views, axis=-1)
-
-
-_HEAD_LAYER = re.compile(r'%s/n?l_(\d+)/' % CONTRASTIVE_HEAD)
-
-
-def _frozen_head_variable(hp, variable):
-  layer = _HEAD_LAYER.match(variable.op.name)
-  return bool(layer) and not _head_layer_trains(hp, int(layer.group(1)))
 
 
 def _training_views(hp, features, images):
@@ -110,25 +39,6 @@ def _training_views(hp, features, images):
   return augment.device_train_views(
       views, hp.image_size, color_distort=hp.is_pretrain,
       color_jitter_strength=hp.color_jitter_strength, blur=blur, **crop)
-
-
-def _trainable_variables(hp):
-  """Variables that the optimizer updates.
-
-  In finetune, fine_tune_after_block freezes the blocks up to it, and the
-  projection-head layers from ft_proj_selector up stay frozen.
-  """
-  variables = tf.trainable_variables()
-  if hp.is_pretrain:
-    return variables
-  variables = [v for v in variables if not _frozen_head_variable(hp, v)]
-  if hp.fine_tune_after_block < 0:
-    return variables
-  frozen = set()
-  for k in range(hp.fine_tune_after_block + 1):
-    frozen.update(id(v) for v in tf.get_collection(
-        'trainable_variables_inblock_%d' % k))
-  return [v for v in variables if id(v) not in frozen]
 
 
 def _checkpoint_scaffold(hp, model_variables):
@@ -187,44 +97,85 @@ def _metric_fn(mask, reg_loss, label=None, logits_sup=None, contrast_loss=None,
   return metrics
 
 
-def forward(hp, images, is_training, bn_ctx, num_classes):
-  """Encoder -> projection head -> supervised head; the named outputs.
+def _supervised_loss(hp, logits_sup, label, mask, num_views, local_batch,
+                     num_classes):
+  """Cross-entropy of the supervised head over the valid rows; (loss, train accuracy)."""
+  logits = logits_sup[:local_batch * num_views]
+  label = tf.tile(label, [num_views])
+  loss = tf.losses.softmax_cross_entropy(
+      tf.one_hot(label, num_classes), logits, weights=tf.tile(mask, [num_views]),
+      label_smoothing=hp.label_smoothing,
+      reduction=tf.losses.Reduction.SUM_BY_NONZERO_WEIGHTS,
+      loss_collection=None)
+  predicted = tf.argmax(logits, 1, output_type=tf.int32)
+  accuracy = tf.reduce_mean(tf.cast(tf.equal(predicted, label), tf.float32))
+  return loss, accuracy
 
-  Outputs: the ResNet endpoints (initial_conv, initial_max_pool,
-  block_group1..4, final_avg_pool), proj_head_input, proj_head_output and,
-  when a supervised head exists, logits_sup — fed exactly as in training
-  (ft_proj_selector's head layer in finetune).  Shared by model_fn and the
-  exports so they cannot drift apart.
-  """
-  freeze_encoder = (not hp.is_pretrain) and hp.fine_tune_after_block >= 4
-  with tf.variable_scope('base_model'):
-    encoder = resnet.resnet_v1(
-        hp.resnet_depth, hp.width_multiplier, cifar_stem=hp.image_size <= 32,
-        batch_norm_decay=hp.batch_norm_decay, ctx=bn_ctx,
-        fine_tune_after_block=-1 if hp.is_pretrain else hp.fine_tune_after_block,
-        sk_ratio=hp.sk_ratio, se_ratio=hp.se_ratio)
-    # bfloat16 trunk: the layers create float32 variables and cast them to the
-    # activation dtype (what tf.tpu.bfloat16_scope does); BN moments are
-    # float32.  Endpoints are handed out as float32.
-    if hp.use_bfloat16:
-      images = tf.cast(images, tf.bfloat16)
-    hiddens, endpoints = encoder(images,
-                                 is_training=is_training and not freeze_encoder)
-    endpoints = {k: tf.cast(v, tf.float32) for k, v in endpoints.items()}
-  hiddens = tf.cast(hiddens, tf.float32)
-  proj_out, head_outputs = projection_head(hp, hiddens, is_training, bn_ctx)
-  if not hp.is_pretrain:
-    sup_input = head_outputs[hp.ft_proj_selector]
-  elif hp.is_contrastive:
-    sup_input = tf.stop_gradient(hiddens)  # online linear evaluation
-  else:
-    sup_input = hiddens  # the supervised cross-entropy baseline
-  outputs = dict(endpoints)
-  outputs.update(final_avg_pool=hiddens, proj_head_input=hiddens,
-                 proj_head_output=proj_out)
-  if not hp.is_contrastive or hp.lineareval_while_pretraining:
-    outputs['logits_sup'] = supervised_head(hp, sup_input, num_classes)
-  return outputs
+
+def _contrastive_loss(hp, features, proj_out, label, num_views, ctx,
+                      num_train_examples, is_training):
+  """The --loss objective on the projections, or None when it does not apply."""
+  one_view_supcon = hp.objective == 'supcon' and is_training
+  if not hp.is_contrastive or (num_views < 2 and not one_view_supcon):
+    return None
+  embeddings = tf.stack(tf.split(proj_out, num_views, axis=0), axis=1)
+  ids = features.get('id') if isinstance(features, dict) else None
+  return losses.contrastive_loss(
+      hp, embeddings, ctx, labels=label, ids=ids,
+      num_train_examples=num_train_examples, is_training=is_training)
+
+
+def _predict_spec(outputs, features, local_batch, predict_keys):
+  """PREDICT: the model outputs (or only `predict_keys`, plus label and mask)."""
+  predictions = dict(outputs)
+  if predict_keys is not None:
+    predictions = {k: outputs[k][:local_batch] for k in predict_keys}
+    for key in ('label', 'mask'):
+      if isinstance(features, dict) and key in features:
+        predictions[key] = features[key]
+  return tf.estimator.tpu.TPUEstimatorSpec(
+      tf.estimator.ModeKeys.PREDICT, predictions=predictions)
+
+
+def _eval_spec(total_loss, reg_loss, label, mask, local_batch, logits_sup,
+               contrast):
+  """EVAL: the masked metrics of whatever the graph computes."""
+  ones = tf.ones([local_batch])
+  metric_args = {'mask': mask, 'reg_loss': reg_loss * ones}
+  if logits_sup is not None:
+    metric_args.update(label=label, logits_sup=logits_sup[:local_batch])
+  if contrast is not None:
+    accuracy = contrast.metrics.get('contrast_acc', tf.zeros([]))
+    metric_args.update(contrast_loss=contrast.per_example,
+                       contrast_acc=accuracy * ones)
+  return tf.estimator.tpu.TPUEstimatorSpec(
+      tf.estimator.ModeKeys.EVAL, loss=total_loss,
+      eval_metrics=(_metric_fn, metric_args))
+
+
+def _train_spec(hp, params, total_loss, variables, update_ops, summaries,
+                model_variables, num_train_examples):
+  """TRAIN: optimizer step after the BN/loss-state updates, summaries, restore scaffold."""
+  global_step = tf.train.get_or_create_global_step()
+  lr = optimization.learning_rate(hp, global_step, num_train_examples)
+  optimizer = optimization.get_optimizer(hp, lr)
+  if params.get('use_tpu'):
+    optimizer = tf.tpu.CrossShardOptimizer(optimizer)
+  update_ops = list(update_ops) + tf.get_collection(tf.GraphKeys.UPDATE_OPS)
+  grads_and_vars = optimizer.compute_gradients(total_loss, var_list=variables)
+  grads_and_vars = [(g, v) for g, v in grads_and_vars if g is not None]
+  # Only the apply waits for the BN/SogCLR updates: making every gradient
+  # op depend on them multiplies graph-building time on deep trunks.
+  with tf.control_dependencies(update_ops):
+    train_op = optimizer.apply_gradients(grads_and_vars, global_step)
+  scaffold_fn = None
+  if hp.checkpoint and not hp.is_pretrain:
+    scaffold_fn = functools.partial(_checkpoint_scaffold, hp, model_variables)
+  summaries = dict(summaries, learning_rate=lr, total_loss=total_loss)
+  return tf.estimator.tpu.TPUEstimatorSpec(
+      tf.estimator.ModeKeys.TRAIN, loss=total_loss, train_op=train_op,
+      host_call=_host_call(hp, summaries, params.get('use_tpu')),
+      scaffold_fn=scaffold_fn)
 
 
 def build_model_fn(hp, num_classes, num_train_examples, predict_keys=None):
@@ -242,106 +193,44 @@ def build_model_fn(hp, num_classes, num_train_examples, predict_keys=None):
     # Eval runs without cross-replica gathering (per-core metrics are averaged).
     loss_ctx = ctx if is_training else replica.ReplicaContext.local()
     bn_ctx = ctx if (hp.global_bn and is_training) else replica.ReplicaContext.local()
-    if isinstance(features, dict):
-      images = features['image']
-    else:
-      images = features
+    images = features['image'] if isinstance(features, dict) else features
     views = _training_views(hp, features, images) if is_training else (
         _split_views(images))
     num_views = len(views)
     local_batch = int(views[0].shape[0])  # static: batches drop the remainder
-    x = tf.concat(views, axis=0)
 
     num_before = len(tf.global_variables())
-    outputs = forward(hp, x, is_training, bn_ctx, num_classes)
+    outputs = model.forward(hp, tf.concat(views, axis=0), is_training, bn_ctx,
+                            num_classes)
     model_variables = tf.global_variables()[num_before:]
-    proj_out = outputs['proj_head_output']
-    logits_sup = outputs.get('logits_sup')
-
     if mode == tf.estimator.ModeKeys.PREDICT:
-      predictions = dict(outputs)
-      if predict_keys is not None:
-        predictions = {k: outputs[k][:local_batch] for k in predict_keys}
-        for key in ('label', 'mask'):
-          if isinstance(features, dict) and key in features:
-            predictions[key] = features[key]
-      return tf.estimator.tpu.TPUEstimatorSpec(mode, predictions=predictions)
+      return _predict_spec(outputs, features, local_batch, predict_keys)
 
-    label = labels['label']
-    mask = labels['mask']
-    # Supervised loss: every view in training, the eval crop (view 0) at eval.
-    sup_views = num_views if is_training else 1
-    sup_label = tf.tile(label, [sup_views])
-    sup_mask = tf.tile(mask, [sup_views])
-    losses_to_add = {}
-    metrics = {}
-    update_ops = []
+    label, mask = labels['label'], labels['mask']
+    logits_sup = outputs.get('logits_sup')
+    terms, summaries, update_ops = {}, {}, []
     if logits_sup is not None:
-      logits_used = logits_sup[:local_batch * sup_views]
-      sup_loss = tf.losses.softmax_cross_entropy(
-          tf.one_hot(sup_label, num_classes), logits_used, weights=sup_mask,
-          label_smoothing=hp.label_smoothing,
-          reduction=tf.losses.Reduction.SUM_BY_NONZERO_WEIGHTS,
-          loss_collection=None)
-      losses_to_add['supervised_loss'] = sup_loss
-      metrics['train_label_accuracy'] = tf.reduce_mean(tf.cast(tf.equal(
-          tf.argmax(logits_used, 1, output_type=tf.int32), sup_label),
-                                                             tf.float32))
-    contrast_per_example = contrast_acc = None
-    one_view_supcon = hp.objective == 'supcon' and is_training
-    if hp.is_contrastive and (num_views >= 2 or one_view_supcon):
-      emb = tf.stack(tf.split(proj_out, num_views, axis=0), axis=1)
-      ids = features.get('id') if isinstance(features, dict) else None
-      out = losses.contrastive_loss(
-          hp, emb, loss_ctx, labels=label, ids=ids,
-          num_train_examples=num_train_examples, is_training=is_training)
-      losses_to_add['contrast_loss'] = out.loss
-      contrast_per_example = out.per_example
-      contrast_acc = out.metrics.get('contrast_acc', tf.zeros([]))
-      metrics.update(out.metrics)
-      if is_training:
-        update_ops += list(out.update_ops)
-
-    variables = _trainable_variables(hp)
+      # Every view in training, the eval crop (view 0) at eval.
+      terms['supervised_loss'], summaries['train_label_accuracy'] = (
+          _supervised_loss(hp, logits_sup, label, mask,
+                           num_views if is_training else 1, local_batch,
+                           num_classes))
+    contrast = _contrastive_loss(hp, features, outputs['proj_head_output'],
+                                 label, num_views, loss_ctx,
+                                 num_train_examples, is_training)
+    if contrast is not None:
+      terms['contrast_loss'] = contrast.loss
+      summaries.update(contrast.metrics)
+      update_ops += list(contrast.update_ops)
+    variables = model.trainable_variables(hp)
     reg_loss = optimization.weight_decay_loss(hp, variables)
-    total_loss = tf.add_n(list(losses_to_add.values()) + [reg_loss])
+    total_loss = tf.add_n(list(terms.values()) + [reg_loss])
 
     if mode == tf.estimator.ModeKeys.EVAL:
-      ones = tf.ones([local_batch])
-      metric_args = {'mask': mask, 'reg_loss': reg_loss * ones}
-      if logits_sup is not None:
-        metric_args.update(label=label, logits_sup=logits_sup[:local_batch])
-      if contrast_per_example is not None:
-        metric_args.update(contrast_loss=contrast_per_example,
-                           contrast_acc=contrast_acc * ones)
-      return tf.estimator.tpu.TPUEstimatorSpec(
-          mode, loss=total_loss, eval_metrics=(_metric_fn, metric_args))
-
-    global_step = tf.train.get_or_create_global_step()
-    lr = optimization.learning_rate(hp, global_step, num_train_examples)
-    optimizer = optimization.get_optimizer(hp, lr)
-    if params.get('use_tpu'):
-      optimizer = tf.tpu.CrossShardOptimizer(optimizer)
-    update_ops += tf.get_collection(tf.GraphKeys.UPDATE_OPS)
-    grads_and_vars = optimizer.compute_gradients(total_loss, var_list=variables)
-    grads_and_vars = [(g, v) for g, v in grads_and_vars if g is not None]
-    # Only the apply waits for the BN/SogCLR updates: making every gradient
-    # op depend on them multiplies graph-building time on deep trunks.
-    with tf.control_dependencies(update_ops):
-      train_op = optimizer.apply_gradients(grads_and_vars, global_step)
-
-    scaffold_fn = None
-    if hp.checkpoint and not hp.is_pretrain:
-      scaffold_fn = functools.partial(_checkpoint_scaffold, hp,
-                                      model_variables)
-
-    summaries = dict(metrics)
-    summaries.update(losses_to_add)
-    summaries.update(learning_rate=lr, regularization_loss=reg_loss,
-                     total_loss=total_loss)
-    return tf.estimator.tpu.TPUEstimatorSpec(
-        mode, loss=total_loss, train_op=train_op,
-        host_call=_host_call(hp, summaries, params.get('use_tpu')),
-        scaffold_fn=scaffold_fn)
+      return _eval_spec(total_loss, reg_loss, label, mask, local_batch,
+                        logits_sup, contrast)
+    summaries.update(terms, regularization_loss=reg_loss)
+    return _train_spec(hp, params, total_loss, variables, update_ops,
+                       summaries, model_variables, num_train_examples)
 
   return model_fn

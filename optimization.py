@@ -5,12 +5,13 @@ import re
 
 import tensorflow.compat.v1 as tf
 
-import hparams_flags
+import names
+import schedule
 
 LARS_ETA = 0.001
 # Variables that get neither weight decay nor LARS adaptation (SimCLR's list);
 # the supervised head's decay goes through the loss instead.
-LARS_EXCLUDE = ('batch_normalization', 'bias', 'head_supervised')
+LARS_EXCLUDE = ('batch_normalization', 'bias', names.SUPERVISED_HEAD)
 DECAY_EXCLUDE = ('batch_normalization', 'bias')
 
 
@@ -24,13 +25,13 @@ def scaled_learning_rate(hp):
 def warmup_steps(hp, num_train_examples):
   """Linear-warmup steps (epoch based, as SimCLR), capped at the run length."""
   steps = int(round(hp.warmup_epochs * num_train_examples / hp.train_batch_size))
-  return min(steps, hparams_flags.train_steps(hp, num_train_examples))
+  return min(steps, schedule.train_steps(hp, num_train_examples))
 
 
 def learning_rate(hp, global_step, num_train_examples):
   """Linear warmup from 0 to the scaled rate, then cosine decay to 0."""
   peak = scaled_learning_rate(hp)
-  total = hparams_flags.train_steps(hp, num_train_examples)
+  total = schedule.train_steps(hp, num_train_examples)
   warmup = warmup_steps(hp, num_train_examples)
   step = tf.cast(global_step, tf.float32)
   warmup_lr = peak * step / max(warmup, 1)
@@ -112,7 +113,7 @@ def weight_decay_loss(hp, variables):
   if not hp.weight_decay:
     return tf.constant(0.0)
   if hp.optimizer == 'lars':
-    chosen = [v for v in variables if 'head_supervised' in v.op.name
+    chosen = [v for v in variables if names.SUPERVISED_HEAD in v.op.name
               and not _matches(v.op.name, DECAY_EXCLUDE)]
   else:
     chosen = [v for v in variables if not _matches(v.op.name, DECAY_EXCLUDE)]

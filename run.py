@@ -1,6 +1,5 @@
 """Command-line entry point: parse and validate flags, build the TPUEstimator, run the mode."""
 
-import json
 import logging
 import os
 import time
@@ -10,12 +9,14 @@ from absl import app
 from absl import flags
 import tensorflow.compat.v1 as tf
 
+import atomic_files
 import checkpoint_restore
 import data_input
 import export
 import hparams_flags
 import knn
 import model_fn as model_fn_lib
+import schedule
 
 FLAGS = flags.FLAGS
 hparams_flags.define_flags(FLAGS)
@@ -54,29 +55,13 @@ def resolve_tpu(hp):
   return resolver, num_cores
 
 
-def write_json_atomically(path, obj):
-  """Writes JSON to `path` through a temporary file, so readers never see half a file."""
-  tmp = '%s.tmp-%d' % (path, os.getpid())
-  with tf.io.gfile.GFile(tmp, 'w') as f:
-    f.write(json.dumps(obj, indent=2, sort_keys=True, default=_json_default))
-  tf.io.gfile.rename(tmp, path, overwrite=True)
-
-
-def _json_default(value):
-  if hasattr(value, 'item'):
-    return value.item()
-  return str(value)
-
-
 def check_checkpoint_exists(hp):
   """Fails early when --checkpoint does not name a readable checkpoint."""
   if not hp.checkpoint:
     return
   if hp.mode != 'export' and checkpoint_restore.resume_checkpoint(hp):
     return  # training resumes from model_dir; --checkpoint is not read.
-  ckpt = hp.checkpoint
-  if tf.io.gfile.isdir(ckpt):
-    ckpt = tf.train.latest_checkpoint(ckpt)
+  ckpt = checkpoint_restore.resolve_checkpoint(hp.checkpoint)
   if not ckpt or not tf.io.gfile.exists(ckpt + '.index'):
     raise hparams_flags.HParamsError(
         '--checkpoint=%s: no checkpoint found (pass a checkpoint prefix such '
@@ -87,8 +72,8 @@ def check_checkpoint_exists(hp):
 def build_estimator(hp, resolver, num_classes, num_train_examples,
                     predict_keys=None):
   """The TPUEstimator with RunConfig/TPUConfig set from `hp`."""
-  ckpt_steps = hparams_flags.checkpoint_steps(hp, num_train_examples)
-  total_steps = hparams_flags.train_steps(hp, num_train_examples)
+  ckpt_steps = schedule.checkpoint_steps(hp, num_train_examples)
+  total_steps = schedule.train_steps(hp, num_train_examples)
   iterations = hp.iterations_per_loop or min(ckpt_steps, total_steps)
   input_v2 = tf.estimator.tpu.InputPipelineConfig.PER_HOST_V2
   config = tf.estimator.tpu.RunConfig(
@@ -118,36 +103,31 @@ def build_estimator(hp, resolver, num_classes, num_train_examples,
 
 
 def evaluate(hp, estimator, eval_input_fn, eval_steps, checkpoint_path,
-             num_classes, knn_monitor=None):
-  """Evaluates one checkpoint (+ kNN monitor), writes result[_<step>].json, exports it."""
+             knn_monitor=None):
+  """Evaluates one checkpoint (+ kNN monitor) and writes result[_<step>].json."""
   result = estimator.evaluate(eval_input_fn, steps=eval_steps,
                               checkpoint_path=checkpoint_path,
                               name=hp.eval_name)
-  result = {k: _json_default(v) for k, v in result.items()}
+  result = {k: atomic_files.json_value(v) for k, v in result.items()}
   result['checkpoint_path'] = checkpoint_path
   if knn_monitor:
     result.update(knn_monitor(checkpoint_path))
   step = int(result['global_step'])
-  write_json_atomically(
+  atomic_files.write_json(
       os.path.join(hp.model_dir, 'result_%d.json' % step), result)
-  write_json_atomically(os.path.join(hp.model_dir, 'result.json'), result)
+  atomic_files.write_json(os.path.join(hp.model_dir, 'result.json'), result)
   tf.logging.info('Evaluation of %s: %s', checkpoint_path, result)
-  if hp.keep_hub_module_max:
-    result.update(export.export_checkpoint(hp, num_classes, checkpoint_path,
-                                           keep=hp.keep_hub_module_max))
   return result
 
 
-def continuous_eval(hp, estimator, eval_input_fn, eval_steps, total_steps,
-                    num_classes, knn_monitor=None):
-  """Follows a training job: evaluates each new checkpoint until the last step."""
+def continuous_eval(hp, evaluate_checkpoint, total_steps):
+  """Follows a training job: runs evaluate_checkpoint(path) on each new checkpoint until the last step."""
   timeout = hp.eval_timeout_secs or None
   result = None
   for ckpt in tf.train.checkpoints_iterator(
       hp.model_dir, min_interval_secs=hp.eval_interval_secs, timeout=timeout):
     try:
-      result = evaluate(hp, estimator, eval_input_fn, eval_steps, ckpt,
-                        num_classes, knn_monitor)
+      result = evaluate_checkpoint(ckpt)
     except tf.errors.NotFoundError:
       tf.logging.warning('Checkpoint %s was deleted before it could be '
                          'evaluated; skipping it.', ckpt)
@@ -193,13 +173,11 @@ def run(hp):
   check_checkpoint_exists(hp)
   source = data_input.get_source(hp)
   info = data_input.dataset_info(hp, source)
-  total_steps = hparams_flags.train_steps(hp, info.num_train_examples)
-  eval_steps = hparams_flags.eval_steps(hp, info.num_eval_examples)
+  total_steps = schedule.train_steps(hp, info.num_train_examples)
+  eval_steps = schedule.eval_steps(hp, info.num_eval_examples)
   tf.io.gfile.makedirs(hp.model_dir)
   if hp.mode == 'export':
-    ckpt = hp.checkpoint
-    if tf.io.gfile.isdir(ckpt):
-      ckpt = tf.train.latest_checkpoint(ckpt)
+    ckpt = checkpoint_restore.resolve_checkpoint(hp.checkpoint)
     paths = export.export_checkpoint(hp, info.num_classes, ckpt,
                                      keep=max(1, hp.keep_hub_module_max))
     print('Hub module: %s' % paths['hub_module'])
@@ -207,14 +185,13 @@ def run(hp):
       print('SavedModel: %s' % paths['saved_model'])
     return None
   if hp.mode != 'eval':
-    write_json_atomically(os.path.join(hp.model_dir, 'flags.json'),
-                          hp.to_dict())
+    atomic_files.write_json(os.path.join(hp.model_dir, 'flags.json'),
+                            hp.to_dict())
   estimator = build_estimator(hp, resolver, info.num_classes,
                               info.num_train_examples)
-  train_input_fn = data_input.build_input_fn(hp, True, info.num_classes,
-                                             source=source)
+  train_input_fn = data_input.build_input_fn(hp, True, source=source)
   eval_input_fn = data_input.build_input_fn(
-      hp, False, info.num_classes, info.num_eval_examples, source=source)
+      hp, False, info.num_eval_examples, source=source)
   tf.logging.info('%d training steps, %d eval steps, %d classes, %d train / %d '
                   'eval examples', total_steps, eval_steps, info.num_classes,
                   info.num_train_examples, info.num_eval_examples)
@@ -230,13 +207,19 @@ def run(hp):
     start = time.time()
     estimator.train(train_input_fn, max_steps=total_steps)
     tf.logging.info('Training took %.1f s', time.time() - start)
-  if hp.mode == 'train_then_eval':
+
+  def evaluate_and_export(checkpoint_path):
     result = evaluate(hp, estimator, eval_input_fn, eval_steps,
-                      estimator.latest_checkpoint(), info.num_classes,
-                      knn_monitor)
+                      checkpoint_path, knn_monitor)
+    if hp.keep_hub_module_max:
+      result.update(export.export_checkpoint(
+          hp, info.num_classes, checkpoint_path, keep=hp.keep_hub_module_max))
+    return result
+
+  if hp.mode == 'train_then_eval':
+    result = evaluate_and_export(estimator.latest_checkpoint())
   elif hp.mode == 'eval':
-    result = continuous_eval(hp, estimator, eval_input_fn, eval_steps,
-                             total_steps, info.num_classes, knn_monitor)
+    result = continuous_eval(hp, evaluate_and_export, total_steps)
   return result
 
 

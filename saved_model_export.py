@@ -1,7 +1,7 @@
 """TF2 reusable SavedModel of the encoder and heads, rebuilt from a checkpoint.
 
 The model code is tf.compat.v1 (get_variable, variable scopes); here it runs
-inside `track_tf1_style_variables`, so the same `model_fn.forward` builds
+inside `track_tf1_style_variables`, so the same `model.forward` builds
 TF2-tracked variables with the checkpoint's names, shared by the inference
 and the training-BN traces.  The values are then copied from the checkpoint.
 
@@ -25,16 +25,15 @@ import sys
 
 import tensorflow as tf
 
-SIGNATURE_OUTPUTS = ('embeddings', 'unnormalized_embeddings', 'projection',
-                     'unnormalized_projection', 'logits')
-
-
-class ExportError(RuntimeError):
-  """The checkpoint does not fit the model described by the hyperparameters."""
+import export
+import hparams_flags
+import model
+import names
+import replica
 
 
 class _Network(tf.Module):
-  """model_fn.forward as a TF2 module whose TF1-style variables are tracked."""
+  """model.forward as a TF2 module whose TF1-style variables are tracked."""
 
   def __init__(self, hp, num_classes):
     super().__init__()
@@ -43,12 +42,9 @@ class _Network(tf.Module):
 
   @tf.compat.v1.keras.utils.track_tf1_style_variables
   def forward(self, images, training):
-    """The named outputs of model_fn.forward (single replica)."""
-    import model_fn as model_fn_lib  # pylint: disable=g-import-not-at-top
-    from losses import replica  # pylint: disable=g-import-not-at-top
-    return model_fn_lib.forward(self._hp, images, training,
-                                replica.ReplicaContext.local(),
-                                self._num_classes)
+    """The named outputs of model.forward (single replica)."""
+    return model.forward(self._hp, images, training,
+                         replica.ReplicaContext.local(), self._num_classes)
 
 
 def _signature_outputs(outputs):
@@ -72,7 +68,7 @@ def _restore(variables, checkpoint_path):
            for v in variables
            if v.name[:-2] in shapes and v.shape.as_list() != shapes[v.name[:-2]]]
   if missing or wrong:
-    raise ExportError(
+    raise export.ExportError(
         'Checkpoint %s does not match the model built from the flags '
         '(missing: %s; shape mismatches: %s). Pass the model flags the '
         'checkpoint was trained with.' % (checkpoint_path, missing[:10],
@@ -109,7 +105,7 @@ def build_exportable(hp, num_classes, checkpoint_path):
   root.variables = list(network.variables)
   # What __call__ (the encoder) trains; the heads only feed the signatures.
   root.trainable_variables = [v for v in network.trainable_variables
-                              if v.name.startswith('base_model/')]
+                              if v.name.startswith(names.ENCODER_SCOPE + '/')]
   root.regularization_losses = []
   root.__call__ = call
   root.inference = inference
@@ -128,7 +124,6 @@ def export_saved_model(hp, num_classes, checkpoint_path, export_dir):
 
 def main(argv):
   """Child-process entry: argv = [prog, request.json]."""
-  import hparams_flags  # pylint: disable=g-import-not-at-top
   with open(argv[1]) as f:
     request = json.load(f)
   hp = hparams_flags.HParams(**request['hparams'])

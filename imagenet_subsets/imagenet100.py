@@ -1,11 +1,13 @@
 """The ImageNet-100 ("ImageNet-S" in SogCLR) class list: 100 ImageNet-1K synset ids.
 
 The file holds one WordNet id (`n01440764`) per line; line order gives the
-labels 0..99.  Blank lines are ignored.  The list is not shipped with this
-package; the user passes it (e.g. the `dataImageNet100` split of
-LargeScaleIncrementalLearning, which SogCLR cites).
+labels 0..99.  Blank lines are ignored.  This package ships the list SogCLR
+cites (the `dataImageNet100` split of LargeScaleIncrementalLearning) as
+`imagenet100_classes.txt`, verified by sha256 on load; a user may pass
+another class file, which is validated line by line.
 """
 
+import os
 import re
 
 import tensorflow.compat.v1 as tf
@@ -13,7 +15,14 @@ import tensorflow.compat.v1 as tf
 from imagenet_subsets import lists
 
 NUM_CLASSES = 100
+SHIPPED_FILE = os.path.join(lists.SHIPPED_DIR, 'imagenet100_classes.txt')
+SHIPPED_SHA256 = (
+    'b332dbd149be58bd06982a583959d80f93d796938a70c0db0146a9e4fc9d661f')
 _WNID = re.compile(r'^n\d{8}$')
+
+
+def _is_shipped(path):
+  return os.path.realpath(path) == os.path.realpath(SHIPPED_FILE)
 
 
 def load_class_list(path, known_wnids):
@@ -24,12 +33,15 @@ def load_class_list(path, known_wnids):
   """
   if not path or not tf.io.gfile.exists(path):
     raise lists.SubsetError('ImageNet-100 class list %s not found (pass a file '
-                            'with one wnid per line).' % path)
-  with tf.io.gfile.GFile(path, 'r') as f:
-    text = f.read()
+                            'with one wnid per line, or leave '
+                            '--imagenet100_classes at the shipped %s).' %
+                            (path, SHIPPED_FILE))
+  data = lists.read_bytes(path)
+  if _is_shipped(path):
+    lists.check_sha256(data, 'ImageNet-100 class list', path, SHIPPED_SHA256)
   known = frozenset(known_wnids)
   wnids, first_line = [], {}
-  for number, line in enumerate(text.splitlines(), start=1):
+  for number, line in enumerate(data.decode('utf-8').splitlines(), start=1):
     wnid = line.strip()
     if not wnid:
       continue

@@ -1,18 +1,20 @@
-"""The published ImageNet 1% / 10% file lists: find, fetch and verify them by sha256.
+"""The published ImageNet 1% / 10% file lists, shipped in this folder and verified by sha256.
 
 The lists (one train file name such as `n01440764_5698.JPEG` per line) are the
-ones SimCLR published and tfds' `imagenet2012_subset` uses.  They are not
-shipped with this package: a user passes a local copy (the file or a folder
-holding it), or asks for the official URL.  Every copy is checked against the
-published sha256 before it is used.
+ones SimCLR published (google-research/simclr, imagenet_subsets/) and tfds'
+`imagenet2012_subset` uses.  This package ships copies next to this module; a
+user may pass another copy (the file or a folder holding it).  Every copy is
+checked against the published sha256 before it is used.
 """
 
 import hashlib
 import os
-import urllib.request
 
 import tensorflow.compat.v1 as tf
 
+import atomic_files
+
+SHIPPED_DIR = os.path.dirname(os.path.abspath(__file__))
 SUBSET_FILES = {'1pct': '1percent.txt', '10pct': '10percent.txt'}
 SHA256 = {
     '1percent.txt':
@@ -20,9 +22,8 @@ SHA256 = {
     '10percent.txt':
         '6d09de11e7bdaf5b1f3b1f249b6183695f97310cdd20f0c03e7235b6b9392091',
 }
-OFFICIAL_URL = ('https://raw.githubusercontent.com/google-research/simclr/'
-                'master/imagenet_subsets/%s')
-FETCH_TIMEOUT_SECS = 60
+PUBLISHED_URL = ('https://github.com/google-research/simclr/tree/master/'
+                 'imagenet_subsets')
 
 
 class SubsetError(ValueError):
@@ -37,63 +38,41 @@ def subset_file_name(subset):
   return SUBSET_FILES[subset]
 
 
-def fetch_url(url):
-  """The bytes at `url` (the default fetcher; tests replace it)."""
-  with urllib.request.urlopen(url, timeout=FETCH_TIMEOUT_SECS) as response:
-    return response.read()
-
-
-def _sha256_hex(data):
-  return hashlib.sha256(data).hexdigest()
-
-
-def check_sha256(data, file_name, source):
-  """Raises SubsetError unless `data` has the published sha256 of `file_name`."""
-  expected = SHA256[file_name]
-  actual = _sha256_hex(data)
+def check_sha256(data, file_name, source, expected):
+  """Raises SubsetError unless `data` has the sha256 `expected` of the published `file_name`."""
+  actual = hashlib.sha256(data).hexdigest()
   if actual != expected:
     raise SubsetError(
         '%s does not match the published %s: sha256 expected %s, actual %s. '
-        'Use an unmodified copy of %s.' %
-        (source, file_name, expected, actual, OFFICIAL_URL % file_name))
+        'Use an unmodified copy (this package ships one in %s).' %
+        (source, file_name, expected, actual, SHIPPED_DIR))
 
 
-def _read_bytes(path):
+def read_bytes(path):
+  """The contents of `path` (any tf.io.gfile path)."""
   with tf.io.gfile.GFile(path, 'rb') as f:
     return f.read()
 
 
-def local_list_path(subset, path):
-  """The list file of `subset` at `path`: the file itself or a folder holding it."""
+def local_list_path(subset, path=None):
+  """The list file of `subset` at `path` (the file or a folder holding it; None: the shipped one)."""
   file_name = subset_file_name(subset)
+  path = path or SHIPPED_DIR
   if tf.io.gfile.isdir(path):
     path = os.path.join(path, file_name)
   if not tf.io.gfile.exists(path):
     raise SubsetError('ImageNet %s list %s not found (pass the file %s or a '
-                      'folder holding it).' % (subset, path, file_name))
+                      'folder holding it; a copy ships in %s).' %
+                      (subset, path, file_name, SHIPPED_DIR))
   return path
 
 
-def verified_list_bytes(subset, path=None, allow_download=False, fetch=None):
-  """The verified contents of the `subset` list from `path` or the official URL."""
+def verified_list_bytes(subset, path=None):
+  """The sha256-verified contents of the `subset` list at `path` (None: the shipped copy)."""
   file_name = subset_file_name(subset)
-  if path:
-    path = local_list_path(subset, path)
-    data = _read_bytes(path)
-    check_sha256(data, file_name, path)
-    return data
-  if not allow_download:
-    raise SubsetError(
-        'The ImageNet %s subset needs the list %s: pass its path (the file or '
-        'a folder holding it), or allow fetching it from %s.' %
-        (subset, file_name, OFFICIAL_URL % file_name))
-  url = OFFICIAL_URL % file_name
-  try:
-    data = (fetch or fetch_url)(url)
-  except OSError as e:
-    raise SubsetError('Could not fetch %s: %s. Download it elsewhere and pass '
-                      'its path instead.' % (url, e))
-  check_sha256(data, file_name, url)
+  path = local_list_path(subset, path)
+  data = read_bytes(path)
+  check_sha256(data, file_name, path, SHA256[file_name])
   return data
 
 
@@ -103,31 +82,22 @@ def parse_file_names(data):
                    if line.strip())
 
 
-def load_file_names(subset, path=None, allow_download=False, fetch=None):
+def load_file_names(subset, path=None):
   """The verified set of train file names of `subset` (`1pct` or `10pct`)."""
-  return parse_file_names(
-      verified_list_bytes(subset, path, allow_download, fetch))
+  return parse_file_names(verified_list_bytes(subset, path))
 
 
-def place_in_dir(subset, target_dir, path=None, allow_download=False,
-                 fetch=None):
+def place_in_dir(subset, target_dir, path=None):
   """Puts the verified `subset` list into `target_dir` (e.g. a tfds manual_dir).
 
-  A copy already in `target_dir` is verified too (tfds does not check manual
-  files).  Returns the path of the placed file.
+  A copy already in `target_dir` is verified instead (tfds does not check
+  manual files).  Returns the path of the placed file.
   """
   file_name = subset_file_name(subset)
   target = os.path.join(target_dir, file_name)
   if tf.io.gfile.exists(target):
-    check_sha256(_read_bytes(target), file_name, target)
-    if not path:
-      return target
-  data = verified_list_bytes(subset, path, allow_download, fetch)
-  if tf.io.gfile.exists(target):  # verified above: both are the same bytes
+    check_sha256(read_bytes(target), file_name, target, SHA256[file_name])
     return target
+  data = verified_list_bytes(subset, path)
   tf.io.gfile.makedirs(target_dir)
-  tmp = '%s.tmp-%d' % (target, os.getpid())
-  with tf.io.gfile.GFile(tmp, 'wb') as f:
-    f.write(data)
-  tf.io.gfile.rename(tmp, target, overwrite=True)
-  return target
+  return atomic_files.write_file(target, data)

@@ -16,6 +16,8 @@ import time
 import numpy as np
 import tensorflow.compat.v1 as tf
 
+import atomic_files
+
 INDEX_DIR = 'contrastive_index'
 _BATCH = 8192
 
@@ -73,7 +75,7 @@ def build(builder, split):
   lengths = np.asarray(info.shard_lengths, np.int64)
   shards = [int(re.search(r'-(\d+)-of-\d+', os.path.basename(f)).group(1))
             for f in files]
-  starts = (np.cumsum(np.concatenate([[0], lengths]))[:-1])[shards]
+  starts = shard_starts(builder, split)[shards]
   lengths = lengths[shards]
   spec = {'label': tf.io.FixedLenFeature([], tf.int64),
           'file_name': tf.io.FixedLenFeature([], tf.string)}
@@ -130,12 +132,9 @@ def _save(path, index, lengths):
   buf = io.BytesIO()
   np.savez_compressed(buf, label=index['label'].astype(np.int16),
                       file_name=index['file_name'], shard_lengths=lengths)
-  tmp = '%s.tmp-%d' % (path, os.getpid())
   try:
     tf.io.gfile.makedirs(os.path.dirname(path))
-    with tf.io.gfile.GFile(tmp, 'wb') as f:
-      f.write(buf.getvalue())
-    tf.io.gfile.rename(tmp, path, overwrite=True)
+    atomic_files.write_file(path, buf.getvalue())
   except (tf.errors.OpError, OSError) as e:
     tf.logging.warning('Could not cache the index at %s (%s); it will be '
                        'rebuilt next time.', path, e)

@@ -6,8 +6,6 @@ the trunk API is re-exported from `resnet.network`.
 
 from resnet import batch_norm
 from resnet import network
-from resnet.network import block_collection
 from resnet.network import ENDPOINT_NAMES
 from resnet.network import feature_dim
-from resnet.network import RESNET_DEPTHS
 from resnet.network import resnet_v1

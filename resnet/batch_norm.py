@@ -12,7 +12,7 @@ moving_variance, the names used by `tf.layers` and the SimCLR checkpoints.
 
 import tensorflow.compat.v1 as tf
 
-from losses import replica
+import replica
 
 
 def _moving_variable(name, shape, initializer):

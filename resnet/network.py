@@ -13,7 +13,8 @@ Endpoints are `tf.identity` ops named directly in the caller's scope
 
 import tensorflow.compat.v1 as tf
 
-from losses import replica
+import names
+import replica
 from resnet import batch_norm as bn_lib
 
 # depth -> (block kind, blocks per group).
@@ -25,25 +26,16 @@ _ARCHITECTURES = {
     152: ('bottleneck', (3, 8, 36, 3)),
     200: ('bottleneck', (3, 24, 36, 3)),
 }
-RESNET_DEPTHS = tuple(sorted(_ARCHITECTURES))
-
-# Block index of the stem; block groups are 1..4 and the supervised head is 5.
-STEM_BLOCK = 0
-NUM_BLOCK_GROUPS = 4
+assert tuple(sorted(_ARCHITECTURES)) == names.RESNET_DEPTHS
 ENDPOINT_NAMES = ('initial_conv', 'initial_max_pool', 'block_group1',
                   'block_group2', 'block_group3', 'block_group4',
                   'final_avg_pool')
 
 
-def block_collection(block_index):
-  """Name of the collection holding the trainable variables of `block_index`."""
-  return 'trainable_variables_inblock_%d' % block_index
-
-
 def _check_depth(depth):
   if depth not in _ARCHITECTURES:
     raise ValueError('resnet_depth must be one of %s, got %r'
-                     % (', '.join(str(d) for d in RESNET_DEPTHS), depth))
+                     % (', '.join(str(d) for d in names.RESNET_DEPTHS), depth))
 
 
 def _check_width(width_multiplier):
@@ -235,7 +227,7 @@ class _Builder(object):
 def _add_new_trainables(block_index, num_before):
   """Adds trainables created since `num_before` to the block's collection."""
   for variable in tf.trainable_variables()[num_before:]:
-    tf.add_to_collection(block_collection(block_index), variable)
+    tf.add_to_collection(names.block_collection(block_index), variable)
 
 
 def resnet_v1(depth, width_multiplier=1, cifar_stem=False,
@@ -244,7 +236,7 @@ def resnet_v1(depth, width_multiplier=1, cifar_stem=False,
   """Returns `model(images, is_training) -> (final_avg_pool, endpoints)`.
 
   Args:
-    depth: one of RESNET_DEPTHS.
+    depth: one of names.RESNET_DEPTHS.
     width_multiplier: number > 0 (normally an integer); group widths are
       int(64w), int(128w), int(256w), int(512w) (times 4 at the output of
       bottleneck blocks).
@@ -270,9 +262,9 @@ def resnet_v1(depth, width_multiplier=1, cifar_stem=False,
   _check_width(width_multiplier)
   _check_ratio('sk_ratio', sk_ratio)
   _check_ratio('se_ratio', se_ratio)
-  if not -1 <= fine_tune_after_block <= NUM_BLOCK_GROUPS:
+  if not -1 <= fine_tune_after_block <= names.NUM_BLOCK_GROUPS:
     raise ValueError('fine_tune_after_block must be in [-1, %d], got %r'
-                     % (NUM_BLOCK_GROUPS, fine_tune_after_block))
+                     % (names.NUM_BLOCK_GROUPS, fine_tune_after_block))
   kind, layers = _ARCHITECTURES[depth]
   ctx = ctx or replica.ReplicaContext.local()
 
@@ -295,8 +287,8 @@ def resnet_v1(depth, width_multiplier=1, cifar_stem=False,
       x = builder.bn(x)
       x = tf.nn.max_pool2d(x, ksize=3, strides=2, padding='SAME')
     x = endpoints['initial_max_pool'] = tf.identity(x, 'initial_max_pool')
-    _add_new_trainables(STEM_BLOCK, num_before)
-    if fine_tune_after_block == STEM_BLOCK:
+    _add_new_trainables(names.STEM_BLOCK, num_before)
+    if fine_tune_after_block == names.STEM_BLOCK:
       x = tf.stop_gradient(x)
 
     for group, num_blocks in enumerate(layers, start=1):

@@ -139,13 +139,12 @@ def host_pipelines(args, jpegs):
         augment_on_device=level, deterministic_input=False)
 
   def ours(level):
-    input_fn = data_input.build_input_fn(hparams(level), True,
-                                         source.num_classes, source=source)
+    input_fn = data_input.build_input_fn(hparams(level), True, source=source)
     return lambda: input_fn({'batch_size': args.batch})
 
   def ours_eval():
     input_fn = data_input.build_input_fn(
-        hparams(), False, source.num_classes, source=source,
+        hparams(), False, source=source,
         num_eval_examples=source.num_examples('train'))
     return input_fn({'batch_size': args.batch}).repeat()
 

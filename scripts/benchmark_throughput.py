@@ -100,8 +100,7 @@ def main():
     source = jpeg_source or data_input.get_source(hp)
     info = jpeg_source.info() if jpeg_source else data_input.dataset_info(
         hp, source)
-    input_fn = data_input.build_input_fn(hp, True, info.num_classes,
-                                         source=source)
+    input_fn = data_input.build_input_fn(hp, True, source=source)
     if name == 'compute_floor':
       input_fn = constant_input_fn(input_fn, args.batch)
     steps_per_sec = measure(hp, input_fn, info, args.warmup)

@@ -11,7 +11,7 @@ import itertools
 import tensorflow.compat.v1 as tf
 from tensorflow.python.ops import collective_ops  # pylint: disable=g-direct-tensorflow-import
 
-from losses import replica
+import replica
 
 
 def _make_cross_replica_sum(num_replicas, group_key):

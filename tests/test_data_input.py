@@ -43,7 +43,7 @@ def take_batches(input_fn, params, n=None):
 
 def test_pretrain_training_batches():
   hp = make_hp()
-  fn = data_input.build_input_fn(hp, True, 10)
+  fn = data_input.build_input_fn(hp, True)
   batches, shapes = take_batches(fn, {'batch_size': 8}, n=3)
   features, labels = batches[0]
   assert shapes[0]['image'] == [8, 16, 16, 6]  # static, 2 views
@@ -60,7 +60,7 @@ def test_pretrain_training_batches():
 
 def test_finetune_has_one_view_and_tpu_ids_are_int32():
   hp = make_hp(train_mode='finetune', checkpoint='/ckpt')
-  fn = data_input.build_input_fn(hp, True, 10)
+  fn = data_input.build_input_fn(hp, True)
   batches, shapes = take_batches(fn, {'batch_size': 4, 'use_tpu': True}, n=1)
   assert shapes[0]['image'] == [4, 16, 16, 3]
   assert batches[0][0]['id'].dtype == np.int32
@@ -68,7 +68,7 @@ def test_finetune_has_one_view_and_tpu_ids_are_int32():
 
 def test_eval_covers_the_whole_split_once_with_padding_masked():
   hp = make_hp()
-  fn = data_input.build_input_fn(hp, False, 10, num_eval_examples=100)
+  fn = data_input.build_input_fn(hp, False, num_eval_examples=100)
   batches, _ = take_batches(fn, {'batch_size': 32})
   assert len(batches) == 4  # ceil(100 / 32)
   ids = np.concatenate([f['id'] for f, _ in batches])
@@ -83,7 +83,7 @@ def test_hosts_get_disjoint_shards_that_cover_the_split():
   hp = make_hp(eval_batch_size=32)
   seen = []
   for host in range(2):
-    fn = data_input.build_input_fn(hp, False, 10, num_eval_examples=100)
+    fn = data_input.build_input_fn(hp, False, num_eval_examples=100)
     batches, _ = take_batches(
         fn, {'batch_size': 16, 'context': FakeContext(host, 2)})
     assert len(batches) == 4  # every host runs the same number of steps
@@ -98,7 +98,7 @@ def test_training_shards_by_host_before_shuffling():
   hp = make_hp()
   ids = []
   for host in range(2):
-    fn = data_input.build_input_fn(hp, True, 10)
+    fn = data_input.build_input_fn(hp, True)
     batches, _ = take_batches(
         fn, {'batch_size': 4, 'context': FakeContext(host, 2)}, n=10)
     ids.append(set(np.concatenate([f['id'] for f, _ in batches])))
@@ -108,7 +108,7 @@ def test_training_shards_by_host_before_shuffling():
 
 def test_eval_view_zero_is_deterministic_center_view():
   hp = make_hp(image_size=16)
-  fn = data_input.build_input_fn(hp, False, 10, num_eval_examples=100)
+  fn = data_input.build_input_fn(hp, False, num_eval_examples=100)
   first, _ = take_batches(fn, {'batch_size': 32}, n=1)
   second, _ = take_batches(fn, {'batch_size': 32}, n=1)
   np.testing.assert_array_equal(first[0][0]['image'][..., :3],
@@ -129,7 +129,7 @@ def test_fashion_mnist_from_debian_files():
                train_mode='finetune', checkpoint='/c')
   info = data_input.dataset_info(hp)
   assert info == (60000, 10000, 10)
-  fn = data_input.build_input_fn(hp, False, 10, num_eval_examples=10000)
+  fn = data_input.build_input_fn(hp, False, num_eval_examples=10000)
   batches, shapes = take_batches(fn, {'batch_size': 1000}, n=1)
   images = batches[0][0]['image']
   assert shapes[0]['image'] == [1000, 32, 32, 3]
@@ -165,7 +165,7 @@ def test_tfds_cifar10_from_manual_dir_has_dense_stable_ids(cifar_dirs):
                image_size=32, eval_batch_size=4)
   info = data_input.dataset_info(hp)
   assert info == (20, 6, 10)
-  fn = data_input.build_input_fn(hp, False, 10, num_eval_examples=6)
+  fn = data_input.build_input_fn(hp, False, num_eval_examples=6)
   batches, shapes = take_batches(fn, {'batch_size': 4})
   assert shapes[0]['image'] == [4, 32, 32, 6]
   ids = np.concatenate([f['id'] for f, _ in batches])
@@ -175,7 +175,7 @@ def test_tfds_cifar10_from_manual_dir_has_dense_stable_ids(cifar_dirs):
   per_host = set()
   for host in range(2):
     hp_train = hp.replace(train_mode='finetune', checkpoint='/c')
-    fn = data_input.build_input_fn(hp_train, True, 10)
+    fn = data_input.build_input_fn(hp_train, True)
     batches, _ = take_batches(fn, {'batch_size': 2,
                                    'context': FakeContext(host, 2)}, n=20)
     per_host.add(frozenset(np.concatenate([f['id'] for f, _ in batches])))

@@ -212,7 +212,7 @@ def _hp(**overrides):
     ('crop_and_color', (4, 40 * 40 * 3 // 4))])
 def test_input_pipeline_shapes_per_level(level, image_shape):
   hp = _hp(augment_on_device=level, device_crop_canvas_size=40)
-  input_fn = data_input.build_input_fn(hp, True, 10)
+  input_fn = data_input.build_input_fn(hp, True)
 
   def build():
     features, _ = tf.data.make_one_shot_iterator(

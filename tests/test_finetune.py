@@ -12,7 +12,7 @@ import tensorflow.compat.v1 as tf
 import checkpoint_restore
 import hparams_flags
 import model_fn
-from losses import replica
+import replica
 from tests.test_run_e2e import TINY, run_py
 
 TINY_KNN = [f for f in TINY if not f.startswith('--knn_bank_size')] + [

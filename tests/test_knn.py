@@ -119,7 +119,7 @@ def test_bank_input_is_the_unaugmented_train_split_with_label_and_mask():
     bank = run_dataset(monitor._bank_fn(params))[0]  # pylint: disable=protected-access
     queries = run_dataset(monitor._query_fn(params))[0]  # pylint: disable=protected-access
     eval_ds = data_input.build_input_fn(hp.replace(eval_split='train'), False,
-                                        10, 20, source=source)(params)
+                                        20, source=source)(params)
     unaugmented = run_dataset(eval_ds)[0]
   assert len(bank) == 2  # 13 examples round up to 2 batches of 8
   ids = np.concatenate([b['id'] for b in bank])

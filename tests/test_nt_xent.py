@@ -6,7 +6,7 @@ import tensorflow.compat.v1 as tf
 
 from losses import core
 from losses import nt_xent
-from losses import replica
+import replica
 from tests import numpy_losses
 from tests import replica_harness
 

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import tensorflow.compat.v1 as tf
 
+import names
 from resnet import network
 from tests import replica_harness
 
@@ -199,8 +200,8 @@ def test_block_collections_partition_trainables():
   with tf.Graph().as_default():
     _build(18, tf.zeros([1, 32, 32, 3]), cifar_stem=True)
     trainables = tf.trainable_variables()
-    blocks = [tf.get_collection(network.block_collection(k)) for k in range(5)]
-    assert network.block_collection(3) == 'trainable_variables_inblock_3'
+    blocks = [tf.get_collection(names.block_collection(k)) for k in range(5)]
+    assert names.block_collection(3) == 'trainable_variables_inblock_3'
     assert all(blocks)
     assert [v.op.name for v in blocks[0]] == [
         'base_model/conv2d/kernel', 'base_model/batch_normalization/gamma',
@@ -216,7 +217,7 @@ def test_block_collections_partition_trainables():
       _, endpoints = network.resnet_v1(18, cifar_stem=True)(
           tf.zeros([1, 32, 32, 3]), False)
     assert len(tf.trainable_variables()) == len(trainables)
-    assert [len(tf.get_collection(network.block_collection(k)))
+    assert [len(tf.get_collection(names.block_collection(k)))
             for k in range(5)] == [3, 15, 15, 15, 15]
     assert endpoints['block_group1'].name == 'base_model_1/block_group1:0'
 
@@ -227,7 +228,7 @@ def test_fine_tune_after_block_stops_gradients(after_block):
     pooled, _ = _build(18, tf.zeros([1, 32, 32, 3]), cifar_stem=True,
                        fine_tune_after_block=after_block)
     for k in range(5):
-      variables = tf.get_collection(network.block_collection(k))
+      variables = tf.get_collection(names.block_collection(k))
       grads = tf.gradients(tf.reduce_sum(pooled), variables)
       if k <= after_block:
         assert all(g is None for g in grads), k
@@ -339,7 +340,7 @@ def test_sk_se_shapes_counts_and_collections_every_depth(depth):
     assert _num_params(trainables) == hand_param_count(
         depth, sk_ratio=SK, se_ratio=SE)
     # SK/SE variables belong to their block's collection; nothing is left out.
-    blocks = [tf.get_collection(network.block_collection(k)) for k in range(5)]
+    blocks = [tf.get_collection(names.block_collection(k)) for k in range(5)]
     flat = [v for b in blocks for v in b]
     assert len(flat) == len(set(flat)) == len(trainables)
     # ResNet-D stem: 3 convs + 3 BNs in block 0.

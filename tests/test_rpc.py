@@ -5,7 +5,7 @@ import pytest
 import tensorflow.compat.v1 as tf
 
 from losses import nt_xent
-from losses import replica
+import replica
 from losses import rpc
 from tests import numpy_losses
 from tests import replica_harness

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import tensorflow.compat.v1 as tf
 
-from losses import replica
+import replica
 from losses import sogclr
 from tests import numpy_losses
 from tests import replica_harness

@@ -7,7 +7,7 @@ import pytest
 import tensorflow.compat.v1 as tf
 
 from losses import nt_xent
-from losses import replica
+import replica
 from losses import supcon
 from tests import numpy_losses
 from tests import replica_harness

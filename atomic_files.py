@@ -1,0 +1,55 @@
+"""Atomic writes: a file or a folder is written under a temporary name and renamed into place.
+
+A reader (an eval job, a downstream user, a restarted run) never sees half a
+file or half an export, and a failed write leaves nothing behind.
+"""
+
+import json
+import os
+
+import tensorflow.compat.v1 as tf
+
+
+def write_file(path, data):
+  """Writes `data` (bytes or str) to `path` through a temporary file in the same folder."""
+  tmp = '%s.tmp-%d' % (path, os.getpid())
+  try:
+    with tf.io.gfile.GFile(tmp, 'wb' if isinstance(data, bytes) else 'w') as f:
+      f.write(data)
+    tf.io.gfile.rename(tmp, path, overwrite=True)
+  except BaseException:
+    if tf.io.gfile.exists(tmp):
+      tf.io.gfile.remove(tmp)
+    raise
+  return path
+
+
+def json_value(value):
+  """A JSON-serialisable form of `value` (numpy scalars become Python numbers)."""
+  if hasattr(value, 'item'):
+    return value.item()
+  return str(value)
+
+
+def write_json(path, obj):
+  """Writes `obj` as indented, key-sorted JSON to `path`, atomically."""
+  return write_file(path, json.dumps(obj, indent=2, sort_keys=True,
+                                     default=json_value))
+
+
+def write_directory(final, write):
+  """Runs write(tmp_dir), then renames tmp_dir to `final` (replacing an older one)."""
+  root = os.path.dirname(final)
+  tmp = os.path.join(root, '.tmp-%s-%d' % (os.path.basename(final),
+                                           os.getpid()))
+  tf.io.gfile.makedirs(root)
+  try:
+    write(tmp)
+  except BaseException:
+    if tf.io.gfile.exists(tmp):
+      tf.io.gfile.rmtree(tmp)
+    raise
+  if tf.io.gfile.exists(final):
+    tf.io.gfile.rmtree(final)
+  tf.io.gfile.rename(tmp, final)
+  return final
