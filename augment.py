@@ -7,7 +7,7 @@ functions accept one image [H, W, 3] with scalar parameters or a batch
 [B, H, W, 3] with per-image parameters of shape [B], and give the same result
 per image either way.
 
-Pipeline (architecture.md section 4.1): random resized crop (bicubic), flip,
+Pipeline (as SimCLR's data_util): random resized crop (bicubic), flip,
 colour jitter in a random order (p=0.8), grayscale (p=0.2); the Gaussian blur
 runs later on whole batches (`batch_random_blur`).
 """

@@ -89,22 +89,24 @@ def define_flags(fv=flags.FLAGS):
   flags.DEFINE_string('tfds_manual_dir', None, 'tfds manual_dir holding the '
                       'downloaded archives, used to prepare a tfds dataset '
                       'that is not prepared yet in --data_dir.', **d)
-  flags.DEFINE_string('imagenet_subset_list', None, 'The published ImageNet '
-                      '1%/10% list (1percent.txt / 10percent.txt, or a folder '
-                      'holding it), checked by sha256. Used by '
+  flags.DEFINE_string('imagenet_subset_list', imagenet_subsets.SHIPPED_DIR,
+                      'The published ImageNet 1%/10% list (1percent.txt / '
+                      '10percent.txt, or a folder holding it), checked by '
+                      'sha256; defaults to the copy shipped in '
+                      'imagenet_subsets/. Used by '
                       '--dataset=imagenet2012_subset/* (placed into '
                       '--tfds_manual_dir before tfds prepares) and by '
                       '--train_subset.', **d)
-  flags.DEFINE_bool('download_imagenet_subset_list', False, 'Without '
-                    '--imagenet_subset_list, fetch the list from the official '
-                    'SimCLR URL (needs network; checked by sha256).', **d)
   flags.DEFINE_enum('train_subset', None, IMAGENET_SUBSETS, 'With '
                     '--dataset=imagenet2012: train on the 1%/10% subset of '
                     'the prepared train split, selected by file name from '
                     '--imagenet_subset_list.', **d)
-  flags.DEFINE_string('imagenet100_classes', None, 'Class-list file of '
-                      '--dataset=imagenet100: 100 imagenet2012 wnids, one per '
-                      'line, in label order 0..99.', **d)
+  flags.DEFINE_string('imagenet100_classes',
+                      imagenet_subsets.IMAGENET100_CLASSES_FILE,
+                      'Class-list file of --dataset=imagenet100: 100 '
+                      'imagenet2012 wnids, one per line, in label order '
+                      '0..99; defaults to the CMC/SogCLR list shipped in '
+                      'imagenet_subsets/.', **d)
   flags.DEFINE_string('train_split', 'train', 'Split used for training.', **d)
   flags.DEFINE_string('eval_split', '', 'Split used for evaluation; empty means '
                       'the dataset\'s own (validation for ImageNet, test '
@@ -281,7 +283,6 @@ class HParams:
   data_dir: str
   tfds_manual_dir: str
   imagenet_subset_list: str
-  download_imagenet_subset_list: bool
   train_subset: str
   imagenet100_classes: str
   train_split: str
@@ -552,20 +553,23 @@ def validate(hp, num_replicas=1):
 
 def _validate_imagenet_subsets(hp):
   """The ImageNet subset and ImageNet-100 flags only where they apply."""
-  _require(bool(hp.imagenet100_classes) == (hp.dataset == 'imagenet100'),
-           'imagenet100_classes', 'is required with --dataset=imagenet100 (a '
-           'file of 100 wnids) and only used by it.')
+  if hp.dataset == 'imagenet100':
+    _require(bool(hp.imagenet100_classes), 'imagenet100_classes',
+             'is required with --dataset=imagenet100 (a file of 100 wnids; '
+             'the default is the shipped list).')
+  else:
+    _require(hp.imagenet100_classes in (
+        '', None, imagenet_subsets.IMAGENET100_CLASSES_FILE),
+             'imagenet100_classes', 'is only used by --dataset=imagenet100.')
   if hp.train_subset:
     _require(hp.dataset == 'imagenet2012', 'train_subset',
              'filters --dataset=imagenet2012 only; for a tfds subset use '
              '--dataset=imagenet2012_subset/%s.' % hp.train_subset)
   subset_dataset = hp.dataset.startswith('imagenet2012_subset/')
-  if hp.imagenet_subset_list or hp.download_imagenet_subset_list:
+  if hp.imagenet_subset_list not in ('', None, imagenet_subsets.SHIPPED_DIR):
     _require(bool(hp.train_subset) or subset_dataset, 'imagenet_subset_list',
              'is only used by --dataset=imagenet2012_subset/* and '
              '--train_subset.')
-  if hp.train_subset:
-    _require(bool(hp.imagenet_subset_list or
-                  hp.download_imagenet_subset_list), 'imagenet_subset_list',
-             '--train_subset needs the list (or '
-             '--download_imagenet_subset_list).')
+  if hp.train_subset or subset_dataset:
+    _require(bool(hp.imagenet_subset_list), 'imagenet_subset_list',
+             'must name the 1%/10% list (the default is the shipped copy).')

@@ -20,10 +20,12 @@ setuptools.setup(
     description=('SimCLR v1/v2, SupCon, RPC, FNC and SogCLR on TPUEstimator '
                  '(TF 2.15, tf.compat.v1).'),
     python_requires='>=3.9,<3.12',
-    py_modules=['run', 'model_fn', 'data_input', 'hparams_flags', 'augment',
+    py_modules=['run', 'model_fn', 'model', 'data_input', 'hparams_flags',
+                'names', 'schedule', 'replica', 'atomic_files', 'augment',
                 'optimization', 'export', 'saved_model_export',
                 'checkpoint_restore', 'knn'],
     packages=['losses', 'resnet', 'imagenet_subsets'],
+    package_data={'imagenet_subsets': ['*.txt']},
     install_requires=INSTALL_REQUIRES,
     extras_require={'test': ['pytest==8.3.4', 'pytest-xdist==3.6.1']},
     entry_points={'console_scripts': ['contrastive-run=run:console_main']},

@@ -15,8 +15,9 @@ V = 2 and no false negatives it equals NT-Xent.
 import tensorflow.compat.v1 as tf
 
 from losses import core
+import names
 
-STRATEGIES = ('attraction', 'elimination')
+STRATEGIES = names.FNC_STRATEGIES
 
 
 def detect_false_negatives(pairs, topk, threshold):

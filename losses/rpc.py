@@ -26,9 +26,10 @@ import math
 import tensorflow.compat.v1 as tf
 
 from losses import core
+import names
 
-KINDS = ('chi', 'nce', 'js', 'nwj', 'dv')
-NORMALIZERS = ('exact', 'reference')
+KINDS = names.RPC_KINDS
+NORMALIZERS = names.RPC_NORMALIZERS
 
 
 def _terms(kind, f, alpha, beta, gamma):

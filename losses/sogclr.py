@@ -18,14 +18,15 @@ gamma < 0.5).  The returned update op must run with the train op.
 import tensorflow.compat.v1 as tf
 
 from losses import core
+import names
 
-STORAGES = ('mean', 'sum')
+STORAGES = names.SOGCLR_STORAGES
 U_VARIABLE = 'sogclr_u'
 
 
 def estimator_variable(num_examples):
   """The per-example u estimator variable (created once per graph)."""
-  with tf.variable_scope('sogclr', reuse=tf.AUTO_REUSE):
+  with tf.variable_scope(names.SOGCLR_SCOPE, reuse=tf.AUTO_REUSE):
     return tf.get_variable(U_VARIABLE, [num_examples], tf.float32,
                            initializer=tf.zeros_initializer(), trainable=False)
 

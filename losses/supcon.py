@@ -11,10 +11,11 @@ divides by the positive count once.
 import tensorflow.compat.v1 as tf
 
 from losses import core
+import names
 
-CONTRAST_MODES = ('all', 'one')
-SUMMATIONS = ('outside', 'inside')
-DENOMINATORS = ('all', 'one_positive', 'only_negatives')
+CONTRAST_MODES = names.CONTRAST_MODES
+SUMMATIONS = names.SUMMATIONS
+DENOMINATORS = names.DENOMINATORS
 
 
 def _cap_positives(same_key, same_sample_local, positives_cap, num_views):

@@ -16,7 +16,7 @@
 # Stages:    pretrain -> lineareval (--checkpoint=MODEL_DIR/pretrain)
 #
 # Usage: scripts/sogclr_imagenet100_bs256.sh --tpu_name=NAME --data_dir=gs://... --model_dir=gs://...
-#        ImageNet-100 class list: IMAGENET100_CLASSES=PATH or --imagenet100_classes=PATH
+#        ImageNet-100 class list: shipped (imagenet_subsets/); IMAGENET100_CLASSES=PATH overrides
 #        (the 100 WordNet ids of SogCLR's dataset/ImageNet-S, one a line)
 source "$(dirname "${BASH_SOURCE[0]}")/lib/recipe.sh"
 source "$(dirname "${BASH_SOURCE[0]}")/lib/sogclr.sh"

@@ -47,13 +47,12 @@ def test_pretrain_training_batches():
   batches, shapes = take_batches(fn, {'batch_size': 8}, n=3)
   features, labels = batches[0]
   assert shapes[0]['image'] == [8, 16, 16, 6]  # static, 2 views
-  assert shapes[1]['onehot'] == [8, 10]
+  assert shapes[1]['label'] == [8]
   assert features['image'].dtype == np.float32
   assert features['image'].min() >= 0 and features['image'].max() <= 1
   assert features['id'].dtype == np.int64
   assert np.all(labels['mask'] == 1)
   np.testing.assert_array_equal(labels['label'], features['id'] % 10)
-  np.testing.assert_array_equal(np.argmax(labels['onehot'], 1), labels['label'])
   # The two views differ (independent augmentations).
   assert np.abs(features['image'][..., :3] - features['image'][..., 3:]).max() > 0.05
 
@@ -115,7 +114,7 @@ def test_eval_view_zero_is_deterministic_center_view():
                                 second[0][0]['image'][..., :3])
 
 
-FMNIST = hparams_flags.FASHION_MNIST_DEBIAN_DIR
+FMNIST = data_input.FASHION_MNIST_DEBIAN_DIR
 
 
 # Justified skip: the real data come from a Debian package that

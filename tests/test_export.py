@@ -11,6 +11,8 @@ import export
 import hparams_flags
 from tests import test_run_e2e
 
+pytestmark = pytest.mark.slow  # runs run.py in subprocesses
+
 CHECKS = os.path.join(os.path.dirname(os.path.abspath(__file__)),
                       'export_checks.py')
 

@@ -11,7 +11,8 @@ import tensorflow.compat.v1 as tf
 
 import checkpoint_restore
 import hparams_flags
-import model_fn
+import model
+import names
 import replica
 from tests.test_run_e2e import TINY, run_py
 
@@ -49,12 +50,13 @@ def _block_variables(model_dir):
   with open(os.path.join(model_dir, 'flags.json')) as f:
     hp = hparams_flags.HParams(**json.load(f))
   with tf.Graph().as_default():
-    model_fn.forward(hp, tf.zeros([2, hp.image_size, hp.image_size, 3]), True,
-                     replica.ReplicaContext.local(), 10)
+    model.forward(hp, tf.zeros([2, hp.image_size, hp.image_size, 3]), True,
+                  replica.ReplicaContext.local(), 10)
     return {k: [v.op.name for v in tf.get_collection(
         'trainable_variables_inblock_%d' % k)] for k in range(5)}
 
 
+@pytest.mark.slow
 def test_pretrain_eval_reports_knn_next_to_the_linear_probe(pretrained):
   model_dir, proc = pretrained
   result = _result(model_dir)
@@ -65,6 +67,7 @@ def test_pretrain_eval_reports_knn_next_to_the_linear_probe(pretrained):
       result['knn_top_1_accuracy']) in proc.stdout
 
 
+@pytest.mark.slow
 def test_linear_eval_restores_and_freezes_encoder_and_its_bn(pretrained,
                                                             tmp_path):
   pretrain_dir, _ = pretrained
@@ -98,6 +101,7 @@ def test_linear_eval_restores_and_freezes_encoder_and_its_bn(pretrained,
   assert 'kNN top-1 accuracy' in proc.stdout
 
 
+@pytest.mark.slow
 def test_proj_selector_layers_are_restored_and_trained_and_resume_wins(
     pretrained, tmp_path):
   # A private copy of the pretrained checkpoint, deleted before the resume.
@@ -146,6 +150,7 @@ def test_proj_selector_layers_are_restored_and_trained_and_resume_wins(
   assert not np.array_equal(resumed.get_tensor(nl0), w_pre)
 
 
+@pytest.mark.slow
 def test_preflight_stops_on_a_shape_mismatch_unless_allowed(pretrained,
                                                            tmp_path):
   pretrain_dir, _ = pretrained
@@ -183,8 +188,8 @@ def test_resnet50_checkpoint_into_resnet18_fails_before_training(tmp_path):
   hp50 = _hp(resnet_depth=50)
   prefix = str(tmp_path / 'r50' / 'model.ckpt-1')
   with tf.Graph().as_default():
-    model_fn.forward(hp50, tf.zeros([2, 16, 16, 3]), True,
-                     replica.ReplicaContext.local(), 10)
+    model.forward(hp50, tf.zeros([2, 16, 16, 3]), True,
+                  replica.ReplicaContext.local(), 10)
     tf.train.get_or_create_global_step()
     with tf.Session() as sess:
       sess.run(tf.global_variables_initializer())
@@ -208,7 +213,7 @@ def test_resnet50_checkpoint_into_resnet18_fails_before_training(tmp_path):
 
 
 def test_default_schema_skips_step_optimizer_state_sogclr_and_the_head():
-  schema = re.compile(hparams_flags.DEFAULT_VARIABLE_SCHEMA)
+  schema = re.compile(names.DEFAULT_VARIABLE_SCHEMA)
   for name in ('global_step', 'beta1_power', 'beta2_power', 'sogclr/sogclr_u',
                'base_model/conv2d/kernel/Momentum',
                'base_model/conv2d/kernel/Adam',

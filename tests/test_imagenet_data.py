@@ -15,10 +15,8 @@ from imagenet_subsets import split_index
 from tests import fake_data
 from tests import test_run_e2e
 
-SHARED = os.path.abspath(os.path.join(os.path.dirname(__file__), '..', '..',
-                                      'shared'))
-SUBSETS_DIR = os.path.join(SHARED, 'imagenet_subsets')
-CLASSES = os.path.join(SHARED, 'imagenet100', 'classes.txt')
+SUBSETS_DIR = imagenet_subsets.SHIPPED_DIR
+CLASSES = imagenet_subsets.IMAGENET100_CLASSES_FILE
 IN_1PCT = {  # real names from 1percent.txt
     'n01440764': ['n01440764_5698.JPEG', 'n01440764_8045.JPEG'],
     'n01443537': ['n01443537_18335.JPEG'],
@@ -54,7 +52,7 @@ def dirs(tmp_path_factory):
   assert not os.path.exists(os.path.join(manual_dir, '1percent.txt'))
   data_input.get_source(make_hp(
       dataset='imagenet2012_subset/1pct', data_dir=data_dir,
-      tfds_manual_dir=manual_dir, imagenet_subset_list=SUBSETS_DIR))
+      tfds_manual_dir=manual_dir))  # the shipped list by default
   return data_dir, manual_dir
 
 
@@ -109,27 +107,36 @@ def test_tampered_list_fails_naming_file_and_both_hashes(tmp_path):
     imagenet_subsets.load_file_names('10pct', str(tmp_path))
 
 
-def test_official_url_only_when_asked_and_verified(tmp_path):
-  good = open(os.path.join(SUBSETS_DIR, '1percent.txt'), 'rb').read()
-  urls = []
+def test_the_flags_default_to_the_shipped_published_lists(tmp_path):
+  hp = hparams_flags.default_hparams()
+  assert hp.imagenet_subset_list == SUBSETS_DIR
+  assert hp.imagenet100_classes == CLASSES
+  for file_name, digest in lists.SHA256.items():
+    assert sha256(os.path.join(SUBSETS_DIR, file_name)) == digest
+  assert imagenet_subsets.load_file_names('1pct') == (
+      imagenet_subsets.load_file_names('1pct', SUBSETS_DIR))
+  placed = imagenet_subsets.place_in_dir('10pct', str(tmp_path / 'manual'))
+  assert sha256(placed) == lists.SHA256['10percent.txt']
+  # A corrupt copy already in the target folder is refused, not trusted.
+  bad = tmp_path / 'bad'
+  bad.mkdir()
+  (bad / '1percent.txt').write_text('n01440764_1.JPEG\n')
+  with pytest.raises(imagenet_subsets.SubsetError, match='sha256 expected'):
+    imagenet_subsets.place_in_dir('1pct', str(bad))
 
-  def fetch(url):
-    urls.append(url)
-    return good
 
-  with pytest.raises(imagenet_subsets.SubsetError, match='pass its path'):
-    imagenet_subsets.place_in_dir('1pct', str(tmp_path), fetch=fetch)
-  assert not urls
-  placed = imagenet_subsets.place_in_dir('1pct', str(tmp_path / 'a'),
-                                         allow_download=True, fetch=fetch)
-  assert urls == ['https://raw.githubusercontent.com/google-research/simclr/'
-                  'master/imagenet_subsets/1percent.txt']
-  assert sha256(placed) == lists.SHA256['1percent.txt']
-  with pytest.raises(imagenet_subsets.SubsetError, match='raw.githubusercontent'):
-    imagenet_subsets.place_in_dir('1pct', str(tmp_path / 'b'),
-                                  allow_download=True,
-                                  fetch=lambda url: good[:-1])
-  assert not os.path.exists(tmp_path / 'b' / '1percent.txt')
+def test_tampered_shipped_class_list_is_refused(tmp_path, monkeypatch):
+  from imagenet_subsets import imagenet100  # pylint: disable=g-import-not-at-top
+  wnids = open(CLASSES).read().split()
+  tampered = tmp_path / 'imagenet100_classes.txt'
+  tampered.write_text('\n'.join(wnids[1:] + wnids[:1]) + '\n')
+  monkeypatch.setattr(imagenet100, 'SHIPPED_FILE', str(tampered))
+  with pytest.raises(imagenet_subsets.SubsetError, match='sha256 expected'):
+    imagenet100.load_class_list(str(tampered), wnids)
+  # The same reordering passed as the user's own list is theirs to choose.
+  monkeypatch.undo()
+  assert imagenet100.load_class_list(str(tampered), wnids) == (
+      wnids[1:] + wnids[:1])
 
 
 # --------------------------------------------------- the two subset routes
@@ -147,8 +154,8 @@ def test_tfds_subset_prepares_offline_with_the_list_placed(dirs):
   assert sorted(label for label, _ in examples.values()) == [0, 0, 1, 970]
 
 
-def test_tfds_subset_needs_the_list_or_an_explicit_fetch(dirs, tmp_path,
-                                                         monkeypatch):
+def test_tfds_subset_places_the_shipped_list_or_names_a_missing_one(
+    dirs, tmp_path):
   _, manual_dir = dirs
   bare = tmp_path / 'manual'
   bare.mkdir()
@@ -156,13 +163,10 @@ def test_tfds_subset_needs_the_list_or_an_explicit_fetch(dirs, tmp_path,
     os.symlink(os.path.join(manual_dir, name), bare / name)
   hp = make_hp(dataset='imagenet2012_subset/10pct',
                data_dir=str(tmp_path / 'data'), tfds_manual_dir=str(bare))
-  with pytest.raises(data_input.DataError, match='--imagenet_subset_list'):
-    data_input.get_source(hp)
-  urls = []
-  good = open(os.path.join(SUBSETS_DIR, '10percent.txt'), 'rb').read()
-  monkeypatch.setattr(lists, 'fetch_url', lambda url: urls.append(url) or good)
-  source = data_input.get_source(hp.replace(download_imagenet_subset_list=True))
-  assert urls == [lists.OFFICIAL_URL % '10percent.txt']
+  missing = str(tmp_path / 'no_lists')
+  with pytest.raises(data_input.DataError, match='no_lists.*not found'):
+    data_input.get_source(hp.replace(imagenet_subset_list=missing))
+  source = data_input.get_source(hp)
   assert sha256(bare / '10percent.txt') == lists.SHA256['10percent.txt']
   assert source.num_examples('train') == 4  # the 1% files are in the 10% list
 
@@ -263,13 +267,13 @@ def test_bad_class_file_names_file_and_line(tmp_path, edit, message):
 
 
 @pytest.mark.parametrize('overrides,flag', [
-    (dict(dataset='imagenet100'), 'imagenet100_classes'),
-    (dict(dataset='imagenet2012', imagenet100_classes=CLASSES),
+    (dict(dataset='imagenet100', imagenet100_classes=''), 'imagenet100_classes'),
+    (dict(dataset='imagenet2012', imagenet100_classes='/my/classes.txt'),
      'imagenet100_classes'),
-    (dict(dataset='cifar10', train_subset='1pct',
-          imagenet_subset_list=SUBSETS_DIR), 'train_subset'),
-    (dict(dataset='imagenet2012', train_subset='1pct'), 'imagenet_subset_list'),
-    (dict(dataset='imagenet2012', imagenet_subset_list=SUBSETS_DIR),
+    (dict(dataset='cifar10', train_subset='1pct'), 'train_subset'),
+    (dict(dataset='imagenet2012', train_subset='1pct', imagenet_subset_list=''),
+     'imagenet_subset_list'),
+    (dict(dataset='imagenet2012', imagenet_subset_list='/my/lists'),
      'imagenet_subset_list'),
 ])
 def test_subset_flags_are_validated(overrides, flag):
@@ -279,12 +283,13 @@ def test_subset_flags_are_validated(overrides, flag):
     hparams_flags.validate(hp)
 
 
+@pytest.mark.slow
 def test_run_py_trains_and_evaluates_on_fake_imagenet100(dirs, tmp_path):
   data_dir, _ = dirs
   args = [a for a in test_run_e2e.TINY if not a.startswith('--dataset=')]
   proc = test_run_e2e.run_py(args + [
       '--dataset=imagenet100', '--data_dir=' + data_dir,
-      '--imagenet100_classes=' + CLASSES, '--mode=train_then_eval',
+      '--mode=train_then_eval',  # the shipped class list by default
       '--train_steps=2', '--model_dir=' + str(tmp_path / 'm')])
   assert proc.returncode == 0, proc.stdout + proc.stderr
   assert 'linear-eval top-1 accuracy' in proc.stdout

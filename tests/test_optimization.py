@@ -8,6 +8,7 @@ import tensorflow.compat.v1 as tf
 
 import hparams_flags
 import optimization
+import schedule
 
 
 def hp_for(**kw):
@@ -29,7 +30,7 @@ def test_warmup_then_cosine_to_zero():
   hp = hp_for(learning_rate=0.256, train_batch_size=256, warmup_epochs=2,
               train_epochs=10)
   n = 2560  # 10 steps per epoch -> 20 warmup steps, 101 total steps.
-  total = hparams_flags.train_steps(hp, n)
+  total = schedule.train_steps(hp, n)
   with tf.Graph().as_default(), tf.Session() as sess:
     step = tf.placeholder(tf.int64, [])
     lr = optimization.learning_rate(hp, step, n)

@@ -25,8 +25,7 @@ SMOKE = ['--use_tpu=False', '--dataset=synthetic', '--image_size=16',
          '--keep_hub_module_max=0', '--train_summary_steps=0',
          '--eval_contrastive=False', '--checkpoint_steps=2',
          '--keep_checkpoint_max=1',  # full-depth checkpoints: ~350 MB each
-         '--knn_bank_size=0',  # the kNN monitor has its own tests
-         '--imagenet100_classes=']  # only --dataset=imagenet100 takes a list
+         '--knn_bank_size=0']  # the kNN monitor has its own tests
 
 
 def header(path):
@@ -127,14 +126,12 @@ def test_helper_rejects_bad_arguments(args, message):
   assert proc.returncode == 2 and message in proc.stderr, proc.stderr
 
 
-def test_imagenet100_recipe_needs_the_class_list():
+def test_imagenet100_recipe_uses_the_shipped_class_list_unless_told():
   path = os.path.join(ROOT, 'scripts', 'sogclr_imagenet100_bs256.sh')
-  env = {'RECIPE_DRY_RUN': '1', 'IMAGENET100_CLASSES': ''}
-  proc = run_recipe(path, ['--model_dir=x'], env=env)
-  assert proc.returncode == 2 and 'IMAGENET100_CLASSES' in proc.stderr
-  proc, cmds = dry_run(path, ['--model_dir=x', '--imagenet100_classes', 'c.txt'],
-                       env={'IMAGENET100_CLASSES': ''})
+  proc, cmds = dry_run(path, ['--model_dir=x'], env={'IMAGENET100_CLASSES': ''})
   assert proc.returncode == 0 and len(cmds) == 2, proc.stderr
+  assert not any('--imagenet100_classes' in c for c in cmds), cmds
+  assert all('--dataset=imagenet100' in c for c in cmds), cmds
   proc, cmds = dry_run(path, ['--model_dir=x'],
                        env={'IMAGENET100_CLASSES': '/l/c.txt'})
   assert all('--imagenet100_classes=/l/c.txt' in c for c in cmds), cmds
@@ -146,11 +143,12 @@ def test_help_prints_the_header():
   assert proc.returncode == 0 and 'Published: 81.4%' in proc.stdout
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('path', RECIPES, ids=os.path.basename)
 def test_recipe_runs_every_stage_for_two_steps(path, tmp_path):
   root = str(tmp_path / 'run')
-  env = {'IMAGENET100_CLASSES': os.path.join(ROOT, 'tests', 'no_such_list')}
-  proc = run_recipe(path, ['--model_dir=' + root] + SMOKE, env=env)
+  proc = run_recipe(path, ['--model_dir=' + root] + SMOKE,
+                    env={'IMAGENET100_CLASSES': ''})
   assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-6000:]
   for stage in declared_stages(path):
     stage_dir = os.path.join(root, stage)

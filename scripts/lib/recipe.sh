@@ -120,16 +120,13 @@ recipe_init() {
   fi
 }
 
-# recipe_imagenet100: sets IMAGENET100 to the flags of SogCLR's ImageNet-100,
-# taking the class list from IMAGENET100_CLASSES unless the user passes
-# --imagenet100_classes.
+# recipe_imagenet100: sets IMAGENET100 to the flags of SogCLR's ImageNet-100.
+# The class list defaults to the shipped imagenet_subsets/imagenet100_classes.txt;
+# IMAGENET100_CLASSES=PATH (or --imagenet100_classes=PATH) overrides it.
 recipe_imagenet100() {
   IMAGENET100=(--dataset=imagenet100 --image_size=224)
   if [[ -n ${IMAGENET100_CLASSES:-} ]]; then
     IMAGENET100+=(--imagenet100_classes="$IMAGENET100_CLASSES")
-  elif [[ " ${RECIPE_ARGS[*]-} " != *" --imagenet100_classes"* ]]; then
-    recipe_die "ImageNet-100 needs its class list: set IMAGENET100_CLASSES=PATH" \
-      "or pass --imagenet100_classes=PATH (100 WordNet ids, one a line)"
   fi
 }
 
