@@ -201,15 +201,15 @@ def test_resnet50_checkpoint_into_resnet18_fails_before_training(tmp_path):
   assert prefix in message and '--resnet_depth' in message
   assert '--allow_partial_restore' in message
   # Every reported mismatch is real: model shape vs checkpoint shape.
-  model = checkpoint_restore.model_variable_shapes(hp18, 10)
+  model_shapes = checkpoint_restore.model_variable_shapes(hp18, 10)
   stored = checkpoint_restore.checkpoint_shapes(prefix)
   reported = re.findall(r'(base_model/\S+) \[([\d, ]*)\] vs \[([\d, ]*)\]',
                         message)
   assert len(reported) >= 5
   for name, model_shape, stored_shape in reported:
-    assert list(model[name]) == [int(d) for d in model_shape.split(', ')]
+    assert list(model_shapes[name]) == [int(d) for d in model_shape.split(', ')]
     assert list(stored[name]) == [int(d) for d in stored_shape.split(', ')]
-    assert model[name] != stored[name]
+    assert model_shapes[name] != stored[name]
 
 
 def test_default_schema_skips_step_optimizer_state_sogclr_and_the_head():
