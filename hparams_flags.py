@@ -19,6 +19,10 @@ from names import (AUGMENT_ON_DEVICE, CONTRAST_MODES, DATASETS,  # pylint: disab
                    PROJ_HEAD_MODES, RESNET_DEPTHS, RPC_KINDS, RPC_NORMALIZERS,
                    SOGCLR_STORAGES, SUMMATIONS, TRAIN_MODES)
 
+DEFAULT_TEMPERATURE = 0.1
+RPC_DEFAULT_TEMPERATURE = 32.0  # RPC's ImageNet value; features are not normalised
+
+
 class HParamsError(ValueError):
   """A flag value or combination of flag values is invalid."""
 
@@ -158,7 +162,11 @@ def define_flags(fv=flags.FLAGS):
   flags.DEFINE_enum('optimizer', 'lars', OPTIMIZERS, 'Optimizer.', **d)
   flags.DEFINE_float('momentum', 0.9, 'Momentum (lars, momentum).', **d)
   # Objective.
-  flags.DEFINE_float('temperature', 0.1, 'Softmax temperature tau.', **d)
+  flags.DEFINE_float('temperature', None, 'Temperature tau dividing the '
+                     'similarities. Default: %g, or %g for --loss=rpc (RPC '
+                     'scores unnormalised features, so tau must be large: '
+                     'RPC used 32 on ImageNet and 128 on CIFAR).'
+                     % (DEFAULT_TEMPERATURE, RPC_DEFAULT_TEMPERATURE), **d)
   flags.DEFINE_bool('hidden_norm', True, 'L2-normalise the projections '
                     'before the contrastive loss.', **d)
   # Model.
@@ -223,6 +231,18 @@ def define_flags(fv=flags.FLAGS):
                        'evaluation; 0 writes none).', **d)
   flags.DEFINE_bool('export_saved_model', True, 'Also export a TF2 reusable '
                     'SavedModel next to each TF1 Hub module.', **d)
+  flags.DEFINE_integer('max_nonfinite_steps', 5, 'A training step whose loss '
+                       'or gradient is not finite is not applied; after this '
+                       'many in a row training stops naming the step, its '
+                       'loss terms and the last good checkpoint.', **d)
+  flags.DEFINE_integer('nan_recovery_trials', 0, 'Instead of stopping on '
+                       '--max_nonfinite_steps, restore the last good '
+                       'checkpoint and continue, at most this many times.',
+                       **d)
+  flags.DEFINE_list('inject_nonfinite_steps', [], 'Fault injection for '
+                    'testing the guard: these global steps get a NaN loss '
+                    '(first attempt only, so a --nan_recovery_trials restart '
+                    'runs clean).', **d)
   flags.DEFINE_integer('train_summary_steps', 100, 'Training summaries every '
                        'this many steps; 0 turns them off.', **d)
   flags.DEFINE_string('eval_name', None, 'Suffix of the eval directory.', **d)
@@ -306,7 +326,7 @@ class HParams:
   weight_decay: float
   optimizer: str
   momentum: float
-  temperature: float
+  temperature: float  # None: resolved_temperature
   hidden_norm: bool
   proj_head_mode: str
   proj_out_dim: int
@@ -334,6 +354,9 @@ class HParams:
   keep_checkpoint_max: int
   keep_hub_module_max: int
   export_saved_model: bool
+  max_nonfinite_steps: int
+  nan_recovery_trials: int
+  inject_nonfinite_steps: tuple
   train_summary_steps: int
   eval_name: str
   eval_timeout_secs: int
@@ -388,6 +411,15 @@ class HParams:
     return self.num_views
 
   @property
+  def resolved_temperature(self):
+    """--temperature, with the objective's default filled in."""
+    if self.temperature is not None:
+      return self.temperature
+    if self.objective == 'rpc':
+      return RPC_DEFAULT_TEMPERATURE
+    return DEFAULT_TEMPERATURE
+
+  @property
   def resolved_eval_split(self):
     """The eval split, with the dataset's default filled in."""
     if self.eval_split:
@@ -401,7 +433,14 @@ def _field_names():
 
 def hparams_from_flags(fv=flags.FLAGS):
   """Builds the frozen HParams from parsed flags."""
-  return HParams(**{name: fv[name].value for name in _field_names()})
+  values = {name: fv[name].value for name in _field_names()}
+  try:
+    values['inject_nonfinite_steps'] = tuple(
+        int(v) for v in values['inject_nonfinite_steps'] or ())
+  except ValueError:
+    raise HParamsError('--inject_nonfinite_steps: %r is not a list of '
+                       'integers.' % values['inject_nonfinite_steps'])
+  return HParams(**values)
 
 
 def default_hparams(**overrides):
@@ -450,8 +489,12 @@ def validate(hp, num_replicas=1):
   _require(hp.train_steps > 0 or hp.train_epochs > 0, 'train_epochs',
            'must be > 0 when --train_steps is 0.')
   _require(hp.eval_steps >= 0, 'eval_steps', 'must be >= 0.')
-  _require(hp.temperature > 0, 'temperature',
+  _require(hp.resolved_temperature > 0, 'temperature',
            'must be > 0, got %r.' % hp.temperature)
+  _require(hp.max_nonfinite_steps >= 1, 'max_nonfinite_steps',
+           'must be >= 1, got %r.' % hp.max_nonfinite_steps)
+  _require(hp.nan_recovery_trials >= 0, 'nan_recovery_trials',
+           'must be >= 0, got %r.' % hp.nan_recovery_trials)
   _require(hp.learning_rate >= 0, 'learning_rate', 'must be >= 0.')
   _require(hp.warmup_epochs >= 0, 'warmup_epochs', 'must be >= 0.')
   _require(hp.weight_decay >= 0, 'weight_decay', 'must be >= 0.')

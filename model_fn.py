@@ -9,6 +9,7 @@ import augment
 import checkpoint_restore
 import losses
 import model
+import nonfinite_guard
 import optimization
 import replica
 
@@ -153,9 +154,16 @@ def _eval_spec(total_loss, reg_loss, label, mask, local_batch, logits_sup,
       eval_metrics=(_metric_fn, metric_args))
 
 
-def _train_spec(hp, params, total_loss, variables, update_ops, summaries,
-                model_variables, num_train_examples):
-  """TRAIN: optimizer step after the BN/loss-state updates, summaries, restore scaffold."""
+def _injected_fault(steps):
+  """NaN at the listed global steps, 0 elsewhere (--inject_nonfinite_steps)."""
+  step = tf.train.get_or_create_global_step()
+  hit = tf.reduce_any(tf.equal(step, tf.constant(steps, step.dtype.base_dtype)))
+  return tf.where(hit, tf.constant(float('nan')), tf.constant(0.0))
+
+
+def _train_spec(hp, params, ctx, terms, total_loss, variables, update_ops,
+                summaries, model_variables, num_train_examples):
+  """TRAIN: a guarded optimizer step after the BN/loss-state updates, summaries, restore scaffold."""
   global_step = tf.train.get_or_create_global_step()
   lr = optimization.learning_rate(hp, global_step, num_train_examples)
   optimizer = optimization.get_optimizer(hp, lr)
@@ -166,16 +174,22 @@ def _train_spec(hp, params, total_loss, variables, update_ops, summaries,
   grads_and_vars = [(g, v) for g, v in grads_and_vars if g is not None]
   # Only the apply waits for the BN/SogCLR updates: making every gradient
   # op depend on them multiplies graph-building time on deep trunks.
-  with tf.control_dependencies(update_ops):
-    train_op = optimizer.apply_gradients(grads_and_vars, global_step)
+  train_op, term_names = nonfinite_guard.guarded_train_op(
+      lambda: optimizer.apply_gradients(grads_and_vars, global_step),
+      terms, [g for g, _ in grads_and_vars], global_step, ctx,
+      hp.max_nonfinite_steps, update_ops)
+  guard_hook = nonfinite_guard.NonFiniteGuardHook(
+      term_names, hp.max_nonfinite_steps, hp.model_dir,
+      check_weights_every=max(1, hp.train_summary_steps or 100))
   scaffold_fn = None
   if hp.checkpoint and not hp.is_pretrain:
     scaffold_fn = functools.partial(_checkpoint_scaffold, hp, model_variables)
   summaries = dict(summaries, learning_rate=lr, total_loss=total_loss)
   return tf.estimator.tpu.TPUEstimatorSpec(
-      tf.estimator.ModeKeys.TRAIN, loss=total_loss, train_op=train_op,
+      tf.estimator.ModeKeys.TRAIN,
+      loss=nonfinite_guard.reported_loss(total_loss), train_op=train_op,
       host_call=_host_call(hp, summaries, params.get('use_tpu')),
-      scaffold_fn=scaffold_fn)
+      scaffold_fn=scaffold_fn, training_hooks=[guard_hook])
 
 
 def build_model_fn(hp, num_classes, num_train_examples, predict_keys=None):
@@ -222,6 +236,8 @@ def build_model_fn(hp, num_classes, num_train_examples, predict_keys=None):
       terms['contrast_loss'] = contrast.loss
       summaries.update(contrast.metrics)
       update_ops += list(contrast.update_ops)
+    if is_training and hp.inject_nonfinite_steps:
+      terms['injected_fault'] = _injected_fault(hp.inject_nonfinite_steps)
     variables = model.trainable_variables(hp)
     reg_loss = optimization.weight_decay_loss(hp, variables)
     total_loss = tf.add_n(list(terms.values()) + [reg_loss])
@@ -230,7 +246,8 @@ def build_model_fn(hp, num_classes, num_train_examples, predict_keys=None):
       return _eval_spec(total_loss, reg_loss, label, mask, local_batch,
                         logits_sup, contrast)
     summaries.update(terms, regularization_loss=reg_loss)
-    return _train_spec(hp, params, total_loss, variables, update_ops,
-                       summaries, model_variables, num_train_examples)
+    return _train_spec(hp, params, loss_ctx, dict(terms, regularization_loss=reg_loss),
+                       total_loss, variables, update_ops, summaries,
+                       model_variables, num_train_examples)
 
   return model_fn

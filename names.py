@@ -9,6 +9,8 @@ ENCODER_SCOPE = 'base_model'
 SUPERVISED_HEAD = 'head_supervised'
 CONTRASTIVE_HEAD = 'head_contrastive'
 SOGCLR_SCOPE = 'sogclr'  # SogCLR's per-example estimator u (loss state)
+GUARD_SCOPE = 'nonfinite_guard'  # the non-finite guard's counters
+GUARD_COLLECTION = 'nonfinite_guard_variables'
 
 # Trainable variables by block: 0 = stem, 1..4 = block groups, 5 = the
 # supervised head.  fine_tune_after_block=k freezes collections 0..k.
@@ -27,14 +29,15 @@ def block_collection(block_index):
 # Optimizer slots (Momentum/LARS, Adam, RMSProp) as one path component.
 OPTIMIZER_SLOT = r'(?:Momentum|Adam(?:_\d+)?|LARS\w*|RMSProp\w*)'
 # Training state that is never a model weight: the step, Adam's beta powers,
-# SogCLR's u and every optimizer slot.
-TRAINING_STATE_PATTERN = (r'^(?:global_step$|beta[12]_power$|%s/)|'
-                          r'(?:^|/)%s(?:/|$)' % (SOGCLR_SCOPE, OPTIMIZER_SLOT))
+# SogCLR's u, the non-finite guard's counters and every optimizer slot.
+TRAINING_STATE_PATTERN = (r'^(?:global_step$|beta[12]_power$|%s/|%s/)|'
+                          r'(?:^|/)%s(?:/|$)' % (SOGCLR_SCOPE, GUARD_SCOPE,
+                                                 OPTIMIZER_SLOT))
 # The default --variable_schema: restore every model weight but the
 # supervised head.
 DEFAULT_VARIABLE_SCHEMA = (
-    r'^(?!global_step$|beta[12]_power$|%s/|%s/|(?:.*/)?%s(?:/|$))'
-    % (SOGCLR_SCOPE, SUPERVISED_HEAD, OPTIMIZER_SLOT))
+    r'^(?!global_step$|beta[12]_power$|%s/|%s/|%s/|(?:.*/)?%s(?:/|$))'
+    % (SOGCLR_SCOPE, GUARD_SCOPE, SUPERVISED_HEAD, OPTIMIZER_SLOT))
 
 # Allowed values of the enum flags.
 MODES = ('train', 'eval', 'train_then_eval', 'export')

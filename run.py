@@ -2,6 +2,7 @@
 
 import logging
 import os
+import sys
 import time
 import urllib.error
 
@@ -16,6 +17,7 @@ import export
 import hparams_flags
 import knn
 import model_fn as model_fn_lib
+import nonfinite_guard
 import schedule
 
 FLAGS = flags.FLAGS
@@ -100,6 +102,28 @@ def build_estimator(hp, resolver, num_classes, num_train_examples,
       eval_batch_size=hp.eval_batch_size,
       predict_batch_size=hp.eval_batch_size,
       export_to_tpu=False)
+
+
+def train_with_recovery(hp, make_estimator, train_input_fn, total_steps):
+  """Trains to total_steps; on a latched non-finite guard restores the last good checkpoint up to --nan_recovery_trials times."""
+  for trial in range(hp.nan_recovery_trials + 1):
+    # A restart reads the data in a new order; the fault injection is for
+    # the first attempt only.
+    trial_hp = hp if trial == 0 else hp.replace(
+        inject_nonfinite_steps=(),
+        seed=None if hp.seed is None else hp.seed + trial)
+    try:
+      make_estimator(trial_hp).train(
+          train_input_fn, max_steps=total_steps,
+          saving_listeners=[nonfinite_guard.FiniteCheckpointListener()])
+      return
+    except nonfinite_guard.NonFiniteError as e:
+      if trial == hp.nan_recovery_trials:
+        raise
+      tf.logging.warning('%s\nRecovery %d of %d (--nan_recovery_trials): '
+                         'restoring %s and continuing.', e, trial + 1,
+                         hp.nan_recovery_trials,
+                         tf.train.latest_checkpoint(hp.model_dir))
 
 
 def evaluate(hp, estimator, eval_input_fn, eval_steps, checkpoint_path,
@@ -205,7 +229,9 @@ def run(hp):
     if not hp.is_pretrain:
       checkpoint_restore.preflight(hp, info.num_classes)
     start = time.time()
-    estimator.train(train_input_fn, max_steps=total_steps)
+    train_with_recovery(hp, lambda h: build_estimator(
+        h, resolver, info.num_classes, info.num_train_examples),
+                        train_input_fn, total_steps)
     tf.logging.info('Training took %.1f s', time.time() - start)
 
   def evaluate_and_export(checkpoint_path):
@@ -234,6 +260,8 @@ def main(argv):
   except (hparams_flags.HParamsError, data_input.DataError,
           TpuResolutionError, checkpoint_restore.RestoreError) as e:
     raise app.UsageError(str(e))
+  except nonfinite_guard.NonFiniteError as e:
+    sys.exit('Error: %s' % e)
   report(hp, result)
 
 

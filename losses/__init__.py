@@ -22,27 +22,27 @@ def contrastive_loss(hp, embeddings, ctx, labels=None, ids=None,
   if name == 'sogclr' and not is_training:
     name = 'nt_xent'
   if name == 'nt_xent':
-    return _nt_xent.nt_xent(embeddings, hp.temperature, ctx,
+    return _nt_xent.nt_xent(embeddings, hp.resolved_temperature, ctx,
                             hidden_norm=hp.hidden_norm)
   if name == 'supcon':
     return _supcon.supcon(
         embeddings, ctx, labels if hp.supcon_uses_labels else None,
-        temperature=hp.temperature, contrast_mode=hp.contrast_mode,
+        temperature=hp.resolved_temperature, contrast_mode=hp.contrast_mode,
         summation=hp.summation, denominator=hp.denominator,
         positives_cap=hp.positives_cap if is_training else -1,
         scale_by_temperature=hp.scale_by_temperature,
         base_temperature=hp.base_temperature, normalize=hp.hidden_norm)
   if name == 'rpc':
     return _rpc.rpc(embeddings, ctx, kind=hp.rpc_kind,
-                    temperature=hp.temperature, alpha=hp.rpc_alpha,
+                    temperature=hp.resolved_temperature, alpha=hp.rpc_alpha,
                     beta=hp.rpc_beta, gamma=hp.rpc_gamma,
                     normalize=hp.rpc_hidden_norm, normalizer=hp.rpc_normalizer)
   if name == 'fnc':
-    return _fnc.fnc(embeddings, ctx, temperature=hp.temperature,
+    return _fnc.fnc(embeddings, ctx, temperature=hp.resolved_temperature,
                     topk=hp.fnc_topk, threshold=hp.fnc_threshold,
                     strategy=hp.fnc_strategy)
   if name == 'sogclr':
     return _sogclr.sogclr(embeddings, ids, ctx, num_train_examples,
-                          temperature=hp.temperature, gamma=hp.sogclr_gamma,
+                          temperature=hp.resolved_temperature, gamma=hp.sogclr_gamma,
                           storage=hp.sogclr_storage)
   raise ValueError('--loss: unknown objective %r' % name)
