@@ -6,6 +6,8 @@ file or half an export, and a failed write leaves nothing behind.
 
 import json
 import os
+import re
+import socket
 
 import tensorflow.compat.v1 as tf
 
@@ -37,12 +39,51 @@ def write_json(path, obj):
                                      default=json_value))
 
 
+def _pid_alive(pid):
+  try:
+    os.kill(pid, 0)
+  except ProcessLookupError:
+    return False
+  except PermissionError:
+    pass
+  return True
+
+
+_TMP_DIR = re.compile(r'^\.tmp-(?P<name>.+)-(?P<host>[^-]+)-(?P<pid>\d+)/?$')
+
+
+def remove_stale_directories(root):
+  """Removes the temporary folders in `root` that a killed writer on this host left; returns them."""
+  if not tf.io.gfile.isdir(root):
+    return []
+  host = _host()
+  removed = []
+  for entry in tf.io.gfile.listdir(root):
+    match = _TMP_DIR.match(entry)
+    if (match and match.group('host') == host and
+        not _pid_alive(int(match.group('pid')))):
+      path = os.path.join(root, entry.rstrip('/'))
+      tf.io.gfile.rmtree(path)
+      removed.append(path)
+  return removed
+
+
+def _host():
+  return socket.gethostname().replace('-', '_')
+
+
 def write_directory(final, write):
-  """Runs write(tmp_dir), then renames tmp_dir to `final` (replacing an older one)."""
+  """Runs write(tmp_dir), then renames tmp_dir to `final` (replacing an older one).
+
+  Temporary folders of writers on this host that were killed first are
+  removed.
+  """
   root = os.path.dirname(final)
-  tmp = os.path.join(root, '.tmp-%s-%d' % (os.path.basename(final),
-                                           os.getpid()))
+  tmp = os.path.join(root, '.tmp-%s-%s-%d' % (os.path.basename(final), _host(),
+                                              os.getpid()))
   tf.io.gfile.makedirs(root)
+  for path in remove_stale_directories(root):
+    tf.logging.info('Removed %s, left by a killed export.', path)
   try:
     write(tmp)
   except BaseException:

@@ -15,6 +15,7 @@ import dataclasses
 import re
 from typing import List, Tuple
 
+import numpy as np
 import tensorflow.compat.v1 as tf
 
 import model
@@ -206,3 +207,41 @@ def init_from_checkpoint(hp, model_variables):
   tf.train.init_from_checkpoint(
       checkpoint, {name: by_name[name] for name in plan.restored})
   return plan
+
+
+def export_preflight(hp, num_classes):
+  """Checks that --checkpoint holds every variable of the model to export, with its shape."""
+  checkpoint = resolve_checkpoint(hp.checkpoint)
+  whole = hp.replace(variable_schema='.*', zero_init_logits_layer=False)
+  plan = plan_restore(whole, model_variable_shapes(hp, num_classes),
+                      checkpoint_shapes(checkpoint), checkpoint)
+  if plan.missing or plan.shape_mismatch:
+    raise RestoreError(
+        '--mode=export --checkpoint=%s does not match the model the flags '
+        'describe; pass the flags of the training run (--resnet_depth, '
+        '--width_multiplier, --sk_ratio, --proj_head_mode, ...; see its '
+        'flags.json).\n%s' % (checkpoint, format_report(plan)))
+  return plan
+
+
+def check_readable(checkpoint):
+  """Raises RestoreError naming the file unless `checkpoint`'s index and data files are complete."""
+  try:
+    reader = tf.train.load_checkpoint(checkpoint)
+    dtypes = reader.get_variable_to_dtype_map()
+    shapes = reader.get_variable_to_shape_map()
+  except (tf.errors.OpError, ValueError) as e:
+    raise RestoreError(
+        'Checkpoint %s cannot be read (%s: %s). Its .index file is missing '
+        'or corrupt: pass another checkpoint (model_dir/model.ckpt-<step>).'
+        % (checkpoint, type(e).__name__, str(e).splitlines()[0][:300]))
+  expected = sum(int(np.prod(shapes[n])) * dtypes[n].size for n in shapes
+                 if dtypes[n] != tf.string)
+  data = tf.io.gfile.glob(checkpoint + '.data-*')
+  actual = sum(tf.io.gfile.stat(p).length for p in data)
+  if actual < expected:
+    raise RestoreError(
+        'Checkpoint %s is truncated: its data files (%s) hold %d bytes, its '
+        'index describes %d. It was cut off while being written or copied; '
+        'copy it again or pass an earlier checkpoint.' %
+        (checkpoint, ', '.join(data) or 'none', actual, expected))

@@ -81,9 +81,35 @@ class SyntheticSource(object):
     return ids.map(make, num_parallel_calls=AUTOTUNE)
 
 
-def _read_idx(path, header_bytes):
-  with gzip.open(path, 'rb') as f:
-    return np.frombuffer(f.read(), np.uint8, offset=header_bytes)
+_IDX_MAGIC = {1: 0x801, 3: 0x803}  # labels, images (uint8 IDX)
+
+
+def _read_idx(path, rank):
+  """The uint8 array of a gzip IDX file of `rank` dims, checked against its header."""
+  fix = ('Re-install it (apt-get install --reinstall dataset-fashion-mnist) or '
+         'pass --data_dir=<folder with the four unmodified IDX .gz files>.')
+  try:
+    with tf.io.gfile.GFile(path, 'rb') as raw, gzip.GzipFile(fileobj=raw) as f:
+      data = f.read()
+  except (OSError, EOFError, tf.errors.OpError) as e:
+    raise DataError('Fashion-MNIST file %s is not a complete gzip file (%s). '
+                    '%s' % (path, e, fix))
+  header = 4 + 4 * rank
+  if len(data) < header:
+    raise DataError('Fashion-MNIST file %s is empty or truncated (%d bytes). '
+                    '%s' % (path, len(data), fix))
+  magic = int.from_bytes(data[:4], 'big')
+  dims = [int.from_bytes(data[4 + 4 * i:8 + 4 * i], 'big') for i in range(rank)]
+  if magic != _IDX_MAGIC[rank]:
+    raise DataError('Fashion-MNIST file %s is not a uint8 IDX file of rank %d '
+                    '(magic 0x%x, expected 0x%x). %s' %
+                    (path, rank, magic, _IDX_MAGIC[rank], fix))
+  values = np.frombuffer(data, np.uint8, offset=header)
+  if values.size != int(np.prod(dims)):
+    raise DataError('Fashion-MNIST file %s is truncated: its header says %s '
+                    'values, it holds %d. %s' % (
+                        path, ' x '.join(map(str, dims)), values.size, fix))
+  return values.reshape(dims)
 
 
 class FashionMnistSource(object):
@@ -112,9 +138,20 @@ class FashionMnistSource(object):
   def _arrays(self, split):
     if split not in self._cache:
       images_file, labels_file = self._FILES[split]
-      images = _read_idx(os.path.join(self._dir, images_file), 16)
-      labels = _read_idx(os.path.join(self._dir, labels_file), 8)
-      images = images.reshape(len(labels), 28, 28)
+      images = _read_idx(os.path.join(self._dir, images_file), 3)
+      labels = _read_idx(os.path.join(self._dir, labels_file), 1)
+      if images.shape[0] != labels.shape[0] or images.shape[1:] != (28, 28):
+        raise DataError(
+            'Fashion-MNIST files %s and %s do not match: %s images of %s '
+            'pixels, %d labels (expected N x 28 x 28 and N). Use the files of '
+            'one split of one release.' % (images_file, labels_file,
+                                           images.shape[0],
+                                           'x'.join(map(str, images.shape[1:])),
+                                           labels.shape[0]))
+      if labels.size and labels.max() >= self.num_classes:
+        raise DataError('Fashion-MNIST labels file %s holds label %d; labels '
+                        'are 0..9.' % (os.path.join(self._dir, labels_file),
+                                       labels.max()))
       self._cache[split] = (images, labels.astype(np.int64))
     return self._cache[split]
 

@@ -13,9 +13,12 @@ Each export is written to a temporary folder and renamed into place, so a
 reader never sees half of one; only the newest `keep` of each kind are kept.
 """
 
+import ctypes
+import ctypes.util
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
 
@@ -107,6 +110,16 @@ def export_hub_module(hp, num_classes, checkpoint_path, keep=1):
                            _checkpoint_step(checkpoint_path), write, keep)
 
 
+def _die_with_parent():
+  """In the child: the kernel kills it when this process dies (Linux prctl PR_SET_PDEATHSIG)."""
+  try:
+    libc = ctypes.CDLL(ctypes.util.find_library('c') or 'libc.so.6',
+                       use_errno=True)
+    libc.prctl(1, signal.SIGKILL, 0, 0, 0)  # 1 = PR_SET_PDEATHSIG
+  except (OSError, AttributeError):
+    pass  # not Linux: an orphaned export only finishes its folder
+
+
 def export_saved_model(hp, num_classes, checkpoint_path, keep=1):
   """Exports the checkpoint as a TF2 SavedModel (in a child process); returns its directory."""
   hp = _export_hparams(hp)
@@ -123,7 +136,8 @@ def export_saved_model(hp, num_classes, checkpoint_path, keep=1):
     env = dict(os.environ, CUDA_VISIBLE_DEVICES='-1',
                TF_CPP_MIN_LOG_LEVEL=os.environ.get('TF_CPP_MIN_LOG_LEVEL', '2'))
     proc = subprocess.run([sys.executable, _SAVED_MODEL_SCRIPT, request],
-                          env=env, capture_output=True, text=True, check=False)
+                          env=env, capture_output=True, text=True, check=False,
+                          preexec_fn=_die_with_parent)
     tf.io.gfile.remove(request)
     if proc.returncode != 0:
       if not tf.io.gfile.exists(checkpoint_path + '.index'):

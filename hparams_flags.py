@@ -231,6 +231,10 @@ def define_flags(fv=flags.FLAGS):
                        'evaluation; 0 writes none).', **d)
   flags.DEFINE_bool('export_saved_model', True, 'Also export a TF2 reusable '
                     'SavedModel next to each TF1 Hub module.', **d)
+  flags.DEFINE_list('allow_flag_changes', [], 'Resume the checkpoints in '
+                    '--model_dir although these run-defining flags differ from '
+                    'its flags.json (the old flags.json is kept as '
+                    'flags.until_step_<N>.json).', **d)
   flags.DEFINE_integer('max_nonfinite_steps', 5, 'A training step whose loss '
                        'or gradient is not finite is not applied; after this '
                        'many in a row training stops naming the step, its '
@@ -354,6 +358,7 @@ class HParams:
   keep_checkpoint_max: int
   keep_hub_module_max: int
   export_saved_model: bool
+  allow_flag_changes: tuple
   max_nonfinite_steps: int
   nan_recovery_trials: int
   inject_nonfinite_steps: tuple
@@ -434,6 +439,7 @@ def _field_names():
 def hparams_from_flags(fv=flags.FLAGS):
   """Builds the frozen HParams from parsed flags."""
   values = {name: fv[name].value for name in _field_names()}
+  values['allow_flag_changes'] = tuple(values['allow_flag_changes'] or ())
   try:
     values['inject_nonfinite_steps'] = tuple(
         int(v) for v in values['inject_nonfinite_steps'] or ())
@@ -491,6 +497,14 @@ def validate(hp, num_replicas=1):
   _require(hp.eval_steps >= 0, 'eval_steps', 'must be >= 0.')
   _require(hp.resolved_temperature > 0, 'temperature',
            'must be > 0, got %r.' % hp.temperature)
+  unknown = sorted(set(hp.allow_flag_changes) - set(_field_names()))
+  _require(not unknown, 'allow_flag_changes', 'names no flag: %s.' %
+           ', '.join(unknown))
+  if hp.use_labels:
+    _require(hp.loss in ('nt_xent', 'supcon'), 'use_labels',
+             'only turns NT-Xent into SupCon (or keeps SupCon supervised); '
+             '--loss=%s does not use labels. Drop --use_labels or use '
+             '--loss=supcon.' % hp.loss)
   _require(hp.max_nonfinite_steps >= 1, 'max_nonfinite_steps',
            'must be >= 1, got %r.' % hp.max_nonfinite_steps)
   _require(hp.nan_recovery_trials >= 0, 'nan_recovery_trials',

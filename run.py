@@ -1,5 +1,6 @@
 """Command-line entry point: parse and validate flags, build the TPUEstimator, run the mode."""
 
+import glob
 import logging
 import os
 import sys
@@ -14,11 +15,13 @@ import atomic_files
 import checkpoint_restore
 import data_input
 import export
+import flags_record
 import hparams_flags
 import knn
 import model_fn as model_fn_lib
 import nonfinite_guard
 import schedule
+import trainer_lock
 
 FLAGS = flags.FLAGS
 hparams_flags.define_flags(FLAGS)
@@ -28,12 +31,23 @@ class TpuResolutionError(RuntimeError):
   """The Cloud TPU named by the flags could not be reached."""
 
 
+def local_tpu_devices():
+  """The TPU device files of this machine (a TPU VM has /dev/accel* or /dev/vfio/N)."""
+  return glob.glob('/dev/accel*') + glob.glob('/dev/vfio/[0-9]*')
+
+
 def resolve_tpu(hp):
   """Returns (cluster_resolver or None, number of TPU cores or None)."""
   if not hp.use_tpu:
     return None, 1
   if hp.master and not hp.tpu_name:
     return None, None
+  if hp.tpu_name == 'local' and not local_tpu_devices():
+    raise TpuResolutionError(
+        '--tpu_name=local: this machine has no TPU (no /dev/accel* or '
+        '/dev/vfio/* device). Run on a TPU VM, name a remote TPU with '
+        '--tpu_name/--tpu_zone/--gcp_project, or pass --use_tpu=False to run '
+        'on CPU/GPU.')
   errors = (ValueError, urllib.error.URLError, RuntimeError)
   try:
     from oauth2client import client as oauth_client  # pylint: disable=g-import-not-at-top
@@ -58,7 +72,7 @@ def resolve_tpu(hp):
 
 
 def check_checkpoint_exists(hp):
-  """Fails early when --checkpoint does not name a readable checkpoint."""
+  """Fails early, before any graph, when --checkpoint does not name a complete checkpoint."""
   if not hp.checkpoint:
     return
   if hp.mode != 'export' and checkpoint_restore.resume_checkpoint(hp):
@@ -69,6 +83,20 @@ def check_checkpoint_exists(hp):
         '--checkpoint=%s: no checkpoint found (pass a checkpoint prefix such '
         'as model_dir/model.ckpt-1000, or a directory holding one).' %
         hp.checkpoint)
+  checkpoint_restore.check_readable(ckpt)
+
+
+def prepare_model_dir(hp):
+  """Creates --model_dir, failing with the flag named when it cannot be used."""
+  try:
+    tf.io.gfile.makedirs(hp.model_dir)
+    if not tf.io.gfile.isdir(hp.model_dir):
+      raise tf.errors.FailedPreconditionError(None, None, 'not a directory')
+  except (tf.errors.OpError, OSError) as e:
+    raise hparams_flags.HParamsError(
+        '--model_dir=%s cannot be used: %s. Pass a directory this job can '
+        'create and write (a local path or gs://bucket/path).' %
+        (hp.model_dir, getattr(e, 'message', None) or e))
 
 
 def build_estimator(hp, resolver, num_classes, num_train_examples,
@@ -144,6 +172,23 @@ def evaluate(hp, estimator, eval_input_fn, eval_steps, checkpoint_path,
   return result
 
 
+class EvalError(RuntimeError):
+  """The eval job evaluated no checkpoint."""
+
+
+# What restoring a checkpoint that the trainer's retention deleted (or that is
+# still being written) raises; the eval job skips such a checkpoint.
+_UNREADABLE = (tf.errors.NotFoundError, tf.errors.DataLossError,
+               tf.errors.FailedPreconditionError, ValueError)
+
+
+def _skip_reason(ckpt, error):
+  if not tf.io.gfile.exists(ckpt + '.index'):
+    return 'it was deleted (by the trainer\'s --keep_checkpoint_max?)'
+  return 'it cannot be read: %s: %s' % (type(error).__name__,
+                                        str(error).splitlines()[0][:300])
+
+
 def continuous_eval(hp, evaluate_checkpoint, total_steps):
   """Follows a training job: runs evaluate_checkpoint(path) on each new checkpoint until the last step."""
   timeout = hp.eval_timeout_secs or None
@@ -152,14 +197,22 @@ def continuous_eval(hp, evaluate_checkpoint, total_steps):
       hp.model_dir, min_interval_secs=hp.eval_interval_secs, timeout=timeout):
     try:
       result = evaluate_checkpoint(ckpt)
-    except tf.errors.NotFoundError:
-      tf.logging.warning('Checkpoint %s was deleted before it could be '
-                         'evaluated; skipping it.', ckpt)
+    except _UNREADABLE as e:
+      if isinstance(e, ValueError) and 'checkpoint' not in str(e):
+        raise
+      tf.logging.warning('Skipping checkpoint %s: %s.', ckpt,
+                         _skip_reason(ckpt, e))
       continue
     if result['global_step'] >= total_steps:
       return result
   tf.logging.warning('No new checkpoint in %s for %s s (--eval_timeout_secs); '
                      'stopping.', hp.model_dir, hp.eval_timeout_secs)
+  if result is None:
+    raise EvalError(
+        'The eval job evaluated no checkpoint: none appeared in --model_dir=%s '
+        'within --eval_timeout_secs=%s. Check that the trainer writes to the '
+        'same --model_dir, or raise --eval_timeout_secs.' %
+        (hp.model_dir, hp.eval_timeout_secs))
   return result
 
 
@@ -190,6 +243,8 @@ def report(hp, result):
 
 def run(hp):
   """Runs `hp.mode`; returns the last evaluation result (or None)."""
+  if hp.mode == 'export':
+    hp = hp.replace(use_tpu=False)  # exporting runs on the host, never a TPU
   hparams_flags.validate(hp)
   resolver, num_cores = resolve_tpu(hp)
   if num_cores:
@@ -199,8 +254,9 @@ def run(hp):
   info = data_input.dataset_info(hp, source)
   total_steps = schedule.train_steps(hp, info.num_train_examples)
   eval_steps = schedule.eval_steps(hp, info.num_eval_examples)
-  tf.io.gfile.makedirs(hp.model_dir)
   if hp.mode == 'export':
+    checkpoint_restore.export_preflight(hp, info.num_classes)
+    prepare_model_dir(hp)
     ckpt = checkpoint_restore.resolve_checkpoint(hp.checkpoint)
     paths = export.export_checkpoint(hp, info.num_classes, ckpt,
                                      keep=max(1, hp.keep_hub_module_max))
@@ -208,9 +264,14 @@ def run(hp):
     if 'saved_model' in paths:
       print('SavedModel: %s' % paths['saved_model'])
     return None
-  if hp.mode != 'eval':
-    atomic_files.write_json(os.path.join(hp.model_dir, 'flags.json'),
-                            hp.to_dict())
+  latest = checkpoint_restore.resume_checkpoint(hp)
+  for name, old, new in flags_record.check_resume(hp, latest):
+    tf.logging.warning('Resuming with --%s=%r (was %r; --allow_flag_changes).',
+                       name, new, old)
+  training = hp.mode in ('train', 'train_then_eval')
+  if training and not hp.is_pretrain:
+    checkpoint_restore.preflight(hp, info.num_classes)
+  prepare_model_dir(hp)
   estimator = build_estimator(hp, resolver, info.num_classes,
                               info.num_train_examples)
   train_input_fn = data_input.build_input_fn(hp, True, source=source)
@@ -219,20 +280,11 @@ def run(hp):
   tf.logging.info('%d training steps, %d eval steps, %d classes, %d train / %d '
                   'eval examples', total_steps, eval_steps, info.num_classes,
                   info.num_train_examples, info.num_eval_examples)
-  result = None
   knn_monitor = None
   if hp.knn_bank_size and hp.mode in ('eval', 'train_then_eval'):
     knn_monitor = knn.KnnMonitor(hp, build_estimator(
         hp, resolver, info.num_classes, info.num_train_examples,
         predict_keys=knn.PREDICT_KEYS), source, info)
-  if hp.mode in ('train', 'train_then_eval'):
-    if not hp.is_pretrain:
-      checkpoint_restore.preflight(hp, info.num_classes)
-    start = time.time()
-    train_with_recovery(hp, lambda h: build_estimator(
-        h, resolver, info.num_classes, info.num_train_examples),
-                        train_input_fn, total_steps)
-    tf.logging.info('Training took %.1f s', time.time() - start)
 
   def evaluate_and_export(checkpoint_path):
     result = evaluate(hp, estimator, eval_input_fn, eval_steps,
@@ -242,11 +294,24 @@ def run(hp):
           hp, info.num_classes, checkpoint_path, keep=hp.keep_hub_module_max))
     return result
 
-  if hp.mode == 'train_then_eval':
-    result = evaluate_and_export(estimator.latest_checkpoint())
-  elif hp.mode == 'eval':
-    result = continuous_eval(hp, evaluate_and_export, total_steps)
-  return result
+  if hp.mode == 'eval':
+    return continuous_eval(hp, evaluate_and_export, total_steps)
+  with trainer_lock.TrainerLock(hp.model_dir):
+    flags_record.write(hp, latest)
+    done = int(latest.rsplit('-', 1)[-1]) if latest else 0
+    if done >= total_steps:
+      tf.logging.warning(
+          '%s is already at step %d, at or past the final step %d of these '
+          'flags: nothing to train. Raise --train_steps/--train_epochs to '
+          'train further.', hp.model_dir, done, total_steps)
+    start = time.time()
+    train_with_recovery(hp, lambda h: build_estimator(
+        h, resolver, info.num_classes, info.num_train_examples),
+                        train_input_fn, total_steps)
+    tf.logging.info('Training took %.1f s', time.time() - start)
+    if hp.mode == 'train_then_eval':
+      return evaluate_and_export(estimator.latest_checkpoint())
+  return None
 
 
 def main(argv):
@@ -258,9 +323,11 @@ def main(argv):
   try:
     result = run(hp)
   except (hparams_flags.HParamsError, data_input.DataError,
-          TpuResolutionError, checkpoint_restore.RestoreError) as e:
+          TpuResolutionError, checkpoint_restore.RestoreError,
+          flags_record.FlagsChangedError) as e:
     raise app.UsageError(str(e))
-  except nonfinite_guard.NonFiniteError as e:
+  except (nonfinite_guard.NonFiniteError, EvalError,
+          trainer_lock.LockError) as e:
     sys.exit('Error: %s' % e)
   report(hp, result)
 

@@ -77,6 +77,21 @@ def _restore(variables, checkpoint_path):
     v.assign(reader.get_tensor(v.name[:-2]))
 
 
+def checked_images(images):
+  """`images` after a runtime check of [batch, height, width, 3]: a bad input raises, never aborts."""
+  # The ops below assume rank 4 and 3 channels; without the check a rank-3
+  # input reaches a kernel that aborts the whole calling process.
+  shape = tf.shape(tf.identity(images))
+  rank_ok = tf.equal(tf.size(shape), 4)
+  channels_ok = tf.equal(shape[tf.maximum(tf.size(shape) - 1, 0)], 3)
+  check = tf.debugging.Assert(
+      tf.logical_and(rank_ok, channels_ok),
+      ['images must be float32 [batch, height, width, 3] with values in '
+       '[0, 1]; got shape', shape], name='check_images')
+  with tf.control_dependencies([check]):
+    return tf.identity(images)
+
+
 def build_exportable(hp, num_classes, checkpoint_path):
   """The tf.Module to save: restored variables, __call__ and signatures."""
   network = _Network(hp, num_classes)
@@ -85,15 +100,16 @@ def build_exportable(hp, num_classes, checkpoint_path):
 
   @tf.function
   def call(images, training=False):
-    return network.forward(images, bool(training))['final_avg_pool']
+    return network.forward(checked_images(images),
+                           bool(training))['final_avg_pool']
 
   @tf.function(input_signature=[spec])
   def inference(images):
-    return _signature_outputs(network.forward(images, False))
+    return _signature_outputs(network.forward(checked_images(images), False))
 
   @tf.function(input_signature=[spec])
   def train(images):
-    return _signature_outputs(network.forward(images, True))
+    return _signature_outputs(network.forward(checked_images(images), True))
 
   # hub.KerasLayer calls __call__ with a Python bool: trace both values.
   for training in (False, True):

@@ -180,6 +180,28 @@ def saved_model(model_dir, step):
   assert float(loss_fn()) < before_loss
 
 
+def bad_inputs(model_dir, step):
+  """A wrong rank, channel count or dtype raises a clear error; the process lives on."""
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  loaded = tf.saved_model.load(os.path.join(model_dir, 'saved_model',
+                                            str(step)))
+  serve = loaded.signatures['serving_default']
+  size = _images(model_dir).shape[1]
+  for bad in (np.zeros([size, size, 3], np.float32),
+              np.zeros([2, size, size, 1], np.float32),
+              np.zeros([2, size, size, 3], np.uint8)):
+    try:
+      serve(images=tf.constant(bad))
+    except (tf.errors.InvalidArgumentError, ValueError, TypeError) as e:
+      text = str(e)
+      assert ('[batch, height, width, 3]' in text or 'float32' in text or
+              'dtype' in text), text
+    else:
+      raise AssertionError('accepted images of shape %s, dtype %s' %
+                           (bad.shape, bad.dtype))
+    serve(images=tf.constant(_images(model_dir)))  # still works after it
+
+
 if __name__ == '__main__':
   check, model_dir_arg, step_arg = sys.argv[1:]
   globals()[check](model_dir_arg, int(step_arg))

@@ -48,7 +48,7 @@ def test_evaluation_writes_both_exports_atomically(trained):
 
 
 @pytest.mark.parametrize('check', ['hub_tf1', 'hub_train_step', 'hub_tf2',
-                                   'saved_model'])
+                                   'saved_model', 'bad_inputs'])
 def test_export_loads_matches_predictions_and_fine_tunes(trained, check):
   run_check(check, trained, 2)
 
@@ -79,9 +79,16 @@ def test_export_mode_writes_the_exports_of_a_given_checkpoint(tmp_path):
   proc = test_run_e2e.run_py(test_run_e2e.TINY + [
       '--mode=train', '--train_steps=1', '--model_dir=' + train_dir])
   assert proc.returncode == 0, proc.stderr[-3000:]
+  # A wrong model flag is caught by the preflight, before anything is written.
   proc = test_run_e2e.run_py(test_run_e2e.TINY + [
       '--mode=export', '--checkpoint=' + train_dir, '--model_dir=' + export_dir,
-      '--export_saved_model=False'])
+      '--resnet_depth=34'])
+  assert proc.returncode != 0 and 'does not match the model' in proc.stderr
+  assert 'resnet_depth' in proc.stderr and not os.path.exists(export_dir)
+  # Exporting needs no TPU: --use_tpu=True (from a TPU command line) is fine.
+  proc = test_run_e2e.run_py(test_run_e2e.TINY + [
+      '--mode=export', '--checkpoint=' + train_dir, '--model_dir=' + export_dir,
+      '--export_saved_model=False', '--use_tpu=True'])
   assert proc.returncode == 0, proc.stderr[-3000:]
   assert export.export_steps(export_dir, export.HUB_DIR) == [1]
   assert export.export_steps(export_dir, export.SAVED_MODEL_DIR) == []

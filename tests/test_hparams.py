@@ -17,7 +17,7 @@ def valid(**overrides):
 
 def test_defaults_are_simclr_defaults_and_frozen():
   hp = valid()
-  assert (hp.train_batch_size, hp.learning_rate, hp.temperature) == (512, 0.3, 0.1)
+  assert (hp.train_batch_size, hp.learning_rate, hp.resolved_temperature) == (512, 0.3, 0.1)
   assert hp.optimizer == 'lars' and hp.proj_head_mode == 'nonlinear'
   hparams_flags.validate(hp)
   with pytest.raises(dataclasses.FrozenInstanceError):

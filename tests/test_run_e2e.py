@@ -112,7 +112,8 @@ def test_continuous_eval_follows_training_and_stops_at_the_last_step(tmp_path):
 def test_eval_job_times_out_without_checkpoints(tmp_path):
   proc = run_py(TINY + ['--mode=eval', '--train_steps=6', '--eval_interval_secs=1',
                         '--eval_timeout_secs=2', '--model_dir=' + str(tmp_path)])
-  assert proc.returncode == 0, proc.stderr
+  assert proc.returncode != 0, proc.stderr
+  assert 'evaluated no checkpoint' in proc.stderr
   assert 'eval_timeout_secs' in proc.stderr
 
 
