@@ -177,8 +177,10 @@ class FiniteCheckpointListener(tf.estimator.CheckpointSaverListener):
   """Refuses to save a checkpoint in which any variable holds a non-finite value."""
 
   def begin(self):
+    # The guard's own record of a bad step's loss terms is the exception.
+    guard = set(tf.get_collection(names.GUARD_COLLECTION))
     floats = [v for v in tf.global_variables() if v.dtype.base_dtype in (
-        tf.float32, tf.float16, tf.bfloat16, tf.float64)]
+        tf.float32, tf.float16, tf.bfloat16, tf.float64) and v not in guard]
     self._finite = _all_finite(floats) if floats else tf.constant(True)
 
   def before_save(self, session, global_step_value):
