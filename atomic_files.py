@@ -39,7 +39,8 @@ def write_json(path, obj):
                                      default=json_value))
 
 
-def _pid_alive(pid):
+def pid_alive(pid):
+  """Whether process `pid` runs on this host."""
   try:
     os.kill(pid, 0)
   except ProcessLookupError:
@@ -61,7 +62,7 @@ def remove_stale_directories(root):
   for entry in tf.io.gfile.listdir(root):
     match = _TMP_DIR.match(entry)
     if (match and match.group('host') == host and
-        not _pid_alive(int(match.group('pid')))):
+        not pid_alive(int(match.group('pid')))):
       path = os.path.join(root, entry.rstrip('/'))
       tf.io.gfile.rmtree(path)
       removed.append(path)

@@ -27,9 +27,11 @@ class NonFiniteError(RuntimeError):
 
 
 def _guard_variable(name, shape, dtype):
+  # Local: never in a checkpoint, so checkpoints keep their format (older
+  # ones resume) and each session starts with a clear guard.
   return tf.get_variable(name, shape, dtype, initializer=tf.zeros_initializer(),
                          trainable=False, use_resource=True,
-                         collections=[tf.GraphKeys.GLOBAL_VARIABLES,
+                         collections=[tf.GraphKeys.LOCAL_VARIABLES,
                                       names.GUARD_COLLECTION])
 
 
@@ -115,18 +117,12 @@ class NonFiniteGuardHook(tf.train.SessionRunHook):
     guard = _guard_variables(tf.get_default_graph())
     self._fetch = [guard['latched'], guard['last_nonfinite_step'],
                    guard['last_nonfinite_loss_terms']]
-    # A restored latch would stop a recovery at once: each session starts clean.
-    self._reset = tf.group(guard['latched'].assign(0),
-                           guard['nonfinite_in_a_row'].assign(0))
     self._skipped = guard['nonfinite_in_a_row']
     self._reported_step = None
     self._global_step = tf.train.get_global_step()
     weights = tf.trainable_variables()
     self._max_abs_weight = (tf.reduce_max(tf.stack(
         [tf.reduce_max(tf.abs(w)) for w in weights])) if weights else None)
-
-  def after_create_session(self, session, coord):
-    session.run(self._reset)
 
   def after_run(self, run_context, run_values):
     session = run_context.session
@@ -177,10 +173,8 @@ class FiniteCheckpointListener(tf.estimator.CheckpointSaverListener):
   """Refuses to save a checkpoint in which any variable holds a non-finite value."""
 
   def begin(self):
-    # The guard's own record of a bad step's loss terms is the exception.
-    guard = set(tf.get_collection(names.GUARD_COLLECTION))
     floats = [v for v in tf.global_variables() if v.dtype.base_dtype in (
-        tf.float32, tf.float16, tf.bfloat16, tf.float64) and v not in guard]
+        tf.float32, tf.float16, tf.bfloat16, tf.float64)]
     self._finite = _all_finite(floats) if floats else tf.constant(True)
 
   def before_save(self, session, global_step_value):

@@ -18,16 +18,6 @@ class LockError(RuntimeError):
   """Another trainer holds the model_dir."""
 
 
-def _pid_alive(pid):
-  try:
-    os.kill(pid, 0)
-  except ProcessLookupError:
-    return False
-  except PermissionError:
-    return True
-  return True
-
-
 class TrainerLock(object):
   """Context manager holding model_dir/trainer.lock while a trainer runs.
 
@@ -59,7 +49,7 @@ class TrainerLock(object):
   def stale_reason(self, owner):
     """Why the lock `owner` is stale, or None while its trainer lives."""
     if owner.get('host') == socket.gethostname():
-      if not _pid_alive(int(owner.get('pid', -1))):
+      if not atomic_files.pid_alive(int(owner.get('pid', -1))):
         return 'its process %s has ended' % owner.get('pid')
       return None
     age = time.time() - float(owner.get('heartbeat', 0))

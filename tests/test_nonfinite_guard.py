@@ -30,7 +30,8 @@ def test_nonfinite_steps_are_skipped_counted_and_latch():
   with tf.Graph().as_default(), tf.Session() as sess:
     x, w, step, train_op, names = _guarded_graph(max_nonfinite_steps=2)
     assert names == ['loss']
-    sess.run(tf.global_variables_initializer())
+    sess.run([tf.global_variables_initializer(),
+              tf.local_variables_initializer()])
     guard = {v.op.name.split('/')[-1]: v for v in
              tf.get_collection('nonfinite_guard_variables')}
     sess.run(train_op, {x: 1.0})
@@ -66,7 +67,7 @@ def test_one_nonfinite_replica_skips_the_step_on_every_replica():
             lambda opt=opt, gv=gv, step=step: opt.apply_gradients(gv, step),
             {'loss': w * x}, [gv[0][0]], step, ctx, 5)
         xs.append(x), ws.append(w), ops.append(op), steps.append(step)
-    sess.run(tf.global_variables_initializer())
+    sess.run([tf.global_variables_initializer(), tf.local_variables_initializer()])
     sess.run(ops, {xs[0]: 1.0, xs[1]: np.nan})
     assert sess.run(ws) == [1.0, 1.0] and sess.run(steps) == [1, 1]
     sess.run(ops, {xs[0]: 1.0, xs[1]: 2.0})
@@ -143,7 +144,8 @@ def _skipped_steps(hp, seeds, steps=6):
     skipped = []
     for seed in seeds:
       rng = np.random.RandomState(seed)
-      sess.run(tf.global_variables_initializer())  # new draws each time
+      sess.run([tf.global_variables_initializer(),  # new draws each time
+                tf.local_variables_initializer()])
       feed = {images: rng.rand(*images.shape.as_list()),
               label: rng.randint(0, 4, 8)}
       count = 0

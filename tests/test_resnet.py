@@ -590,7 +590,8 @@ def test_bfloat16_model_fn_train_step(tmp_path):
     assert spec.loss.dtype == tf.float32
     assert all(v.dtype.base_dtype in (tf.float32, tf.int64)
                for v in tf.global_variables())
-    sess.run(tf.global_variables_initializer())
+    sess.run([tf.global_variables_initializer(),
+              tf.local_variables_initializer()])
     losses = [sess.run([spec.loss, spec.train_op])[0] for _ in range(2)]
   assert all(np.isfinite(losses))
 
