@@ -126,7 +126,9 @@ class NonFiniteGuardHook(tf.train.SessionRunHook):
 
   def after_run(self, run_context, run_values):
     session = run_context.session
-    latched, step, terms, in_a_row = session.run(self._fetch + [self._skipped])
+    # One read per session.run (per TPU loop): the guard and the step.
+    latched, step, terms, in_a_row, global_step = session.run(
+        self._fetch + [self._skipped, self._global_step])
     if in_a_row and step != self._reported_step and not latched:
       self._reported_step = step
       tf.logging.warning(
@@ -138,18 +140,18 @@ class NonFiniteGuardHook(tf.train.SessionRunHook):
       raise NonFiniteError(nonfinite_message(
           int(step), dict(zip(self._term_names, terms.tolist())), self._max,
           tf.train.latest_checkpoint(self._model_dir)))
-    if self._check_every and self._max_abs_weight is not None:
-      global_step = session.run(self._global_step)
-      if (self._last_checked is None or
-          global_step - self._last_checked >= self._check_every):
-        self._last_checked = global_step
-        largest = float(session.run(self._max_abs_weight))
-        if largest > LARGE_WEIGHT and self._warned_step is None:
-          self._warned_step = global_step
-          tf.logging.warning(
-              'Step %d: a weight reached |w| = %.3g (above %g): training is '
-              'likely diverging; lower --learning_rate or check '
-              '--weight_decay.', global_step, largest, LARGE_WEIGHT)
+    due = self._last_checked is None or (
+        global_step - self._last_checked >= self._check_every)
+    if (self._check_every and self._max_abs_weight is not None and due and
+        self._warned_step is None):
+      self._last_checked = global_step
+      largest = float(session.run(self._max_abs_weight))
+      if largest > LARGE_WEIGHT:
+        self._warned_step = global_step
+        tf.logging.warning(
+            'Step %d: a weight reached |w| = %.3g (above %g): training is '
+            'likely diverging; lower --learning_rate or check '
+            '--weight_decay.', global_step, largest, LARGE_WEIGHT)
 
 
 def _format_terms(terms):
