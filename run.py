@@ -86,6 +86,17 @@ def check_checkpoint_exists(hp):
   checkpoint_restore.check_readable(ckpt)
 
 
+def check_resume_readable(latest):
+  """Fails before any graph when the model_dir's own latest checkpoint is damaged."""
+  try:
+    checkpoint_restore.check_readable(latest)
+  except checkpoint_restore.RestoreError as e:
+    raise checkpoint_restore.RestoreError(
+        '%s Training would resume from it. To resume from the checkpoint '
+        'before it, delete %s.* and point the `checkpoint` file in the '
+        'model_dir at the earlier model.ckpt-<step>.' % (e, latest))
+
+
 def prepare_model_dir(hp):
   """Creates --model_dir, failing with the flag named when it cannot be used."""
   try:
@@ -269,6 +280,8 @@ def run(hp):
     tf.logging.warning('Resuming with --%s=%r (was %r; --allow_flag_changes).',
                        name, new, old)
   training = hp.mode in ('train', 'train_then_eval')
+  if training and latest:
+    check_resume_readable(latest)
   if training and not hp.is_pretrain:
     checkpoint_restore.preflight(hp, info.num_classes)
   prepare_model_dir(hp)

@@ -80,16 +80,18 @@ def _restore(variables, checkpoint_path):
 def checked_images(images):
   """`images` after a runtime check of [batch, height, width, 3]: a bad input raises, never aborts."""
   # The ops below assume rank 4 and 3 channels; without the check a rank-3
-  # input reaches a kernel that aborts the whole calling process.
-  shape = tf.shape(tf.identity(images))
-  rank_ok = tf.equal(tf.size(shape), 4)
-  channels_ok = tf.equal(shape[tf.maximum(tf.size(shape) - 1, 0)], 3)
+  # input reaches a kernel that aborts the whole calling process. The static
+  # shape from the signature is hidden first: otherwise tf.size/tf.rank fold
+  # to constants and the check tests the signature, not the input.
+  unknown = tf.raw_ops.PlaceholderWithDefault(input=images, shape=None)
+  shape = tf.shape(unknown)
+  padded = tf.concat([shape, tf.zeros([4], tf.int32)], 0)
+  ok = tf.logical_and(tf.equal(tf.size(shape), 4), tf.equal(padded[3], 3))
   check = tf.debugging.Assert(
-      tf.logical_and(rank_ok, channels_ok),
-      ['images must be float32 [batch, height, width, 3] with values in '
-       '[0, 1]; got shape', shape], name='check_images')
+      ok, ['images must be float32 [batch, height, width, 3] with values in '
+           '[0, 1]; got shape', shape], name='check_images')
   with tf.control_dependencies([check]):
-    return tf.identity(images)
+    return tf.ensure_shape(tf.identity(unknown), [None, None, None, 3])
 
 
 def build_exportable(hp, num_classes, checkpoint_path):

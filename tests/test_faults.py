@@ -327,6 +327,19 @@ def test_junk_and_truncated_checkpoints_name_the_file(tmp_path):
   assert str(junk) in str(e.value) and 'cannot be read' in str(e.value)
 
 
+def test_resume_from_a_truncated_latest_checkpoint_fails_before_training(
+    tmp_path):
+  _save_checkpoints(str(tmp_path), [1, 2])
+  latest = str(tmp_path / 'model.ckpt-2')
+  data = tf.io.gfile.glob(latest + '.data-*')[0]
+  open(data, 'wb').write(open(data, 'rb').read()[:10])
+  with pytest.raises(checkpoint_restore.RestoreError) as e:
+    run.run(_hp(model_dir=str(tmp_path), mode='train', train_steps=4))
+  assert latest in str(e.value) and 'truncated' in str(e.value)
+  assert 'delete' in str(e.value)
+  assert not (tmp_path / 'flags.json').exists()  # nothing written
+
+
 def _write_idx(path, magic, dims, values):
   header = magic.to_bytes(4, 'big') + b''.join(d.to_bytes(4, 'big')
                                               for d in dims)
@@ -391,3 +404,64 @@ def test_use_labels_with_an_objective_that_ignores_them_is_refused():
   with pytest.raises(hparams_flags.HParamsError, match='--use_labels'):
     hparams_flags.validate(_hp(loss='rpc', use_labels=True))
   hparams_flags.validate(_hp(loss='nt_xent', use_labels=True))
+
+
+def _export_children(marker):
+  """PIDs of running saved_model_export.py processes whose command line holds `marker`."""
+  found = []
+  for pid in os.listdir('/proc'):
+    if not pid.isdigit():
+      continue
+    try:
+      cmdline = open('/proc/%s/cmdline' % pid, 'rb').read().decode(
+          errors='replace')
+      status = open('/proc/%s/status' % pid).read()
+    except OSError:
+      continue
+    if ('saved_model_export.py' in cmdline and marker in cmdline and
+        'zombie' not in status):
+      found.append(int(pid))
+  return found
+
+
+@pytest.mark.slow
+def test_kill_during_export_leaves_no_orphan_and_the_next_export_cleans_up(
+    tmp_path):
+  train_dir, export_dir = str(tmp_path / 'train'), str(tmp_path / 'export')
+  assert run_py(TINY + ['--mode=train', '--train_steps=1',
+                        '--model_dir=' + train_dir]).returncode == 0
+  args = TINY + ['--mode=export', '--checkpoint=' + train_dir,
+                 '--model_dir=' + export_dir]
+  parent = run_py(args, wait=False)
+  saved = os.path.join(export_dir, 'saved_model')
+  deadline = time.time() + 300
+  while not _export_children(export_dir):
+    assert time.time() < deadline and parent.poll() is None, (
+        parent.stdout.read())
+    time.sleep(0.05)
+  parent.send_signal(signal.SIGKILL)
+  parent.wait()
+  deadline = time.time() + 20
+  while _export_children(export_dir) and time.time() < deadline:
+    time.sleep(0.1)
+  assert not _export_children(export_dir)  # the child died with its parent
+  assert [n for n in os.listdir(saved) if n.startswith('.tmp-')]
+  proc = run_py(args)
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  assert not [n for n in os.listdir(saved) if n.startswith('.tmp-')]
+  assert export.export_steps(export_dir, export.SAVED_MODEL_DIR) == [1]
+
+
+@pytest.mark.slow
+def test_eval_job_follows_a_trainer_that_keeps_one_checkpoint(tmp_path):
+  model_dir = str(tmp_path / 'm')
+  common = TINY + ['--train_steps=12', '--checkpoint_steps=1',
+                   '--keep_checkpoint_max=1', '--model_dir=' + model_dir]
+  evaluator = run_py(common + ['--mode=eval', '--eval_interval_secs=0',
+                               '--eval_timeout_secs=120'], wait=False)
+  trainer = run_py(common + ['--mode=train'])
+  assert trainer.returncode == 0, trainer.stderr[-3000:]
+  out, _ = evaluator.communicate(timeout=300)
+  assert evaluator.returncode == 0, out[-3000:]
+  assert json.load(open(os.path.join(model_dir, 'result.json')))[
+      'global_step'] == 12

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 
+import numpy as np
 import pytest
 
 pytestmark = pytest.mark.slow  # runs run.py in subprocesses
@@ -92,6 +93,34 @@ def test_killed_training_resumes_and_ends_at_the_same_step(tmp_path):
   assert proc.returncode == 0, proc.stderr
   assert checkpoint_steps(model_dir)[-1] == 40
   assert 'Restoring parameters from' in proc.stderr
+
+
+@pytest.mark.slow
+def test_killed_sogclr_run_resumes_with_its_u_restored_bit_for_bit(tmp_path):
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  model_dir = str(tmp_path / 'm')
+  args = TINY + ['--loss=sogclr', '--mode=train', '--keep_checkpoint_max=100',
+                 '--model_dir=' + model_dir]
+  proc = run_py(args + ['--train_steps=400', '--checkpoint_steps=4'],
+                wait=False)
+  deadline = time.time() + 300
+  while not checkpoint_steps(model_dir) or checkpoint_steps(model_dir)[-1] < 8:
+    assert time.time() < deadline and proc.poll() is None, proc.stdout.read()
+    time.sleep(0.2)
+  proc.send_signal(signal.SIGKILL)
+  proc.wait()
+  killed_at = checkpoint_steps(model_dir)[-1]
+  # One more step: SogCLR rewrites u only for that batch's examples, so every
+  # other row must come back exactly as the killed run saved it.
+  proc = run_py(args + ['--train_steps=%d' % (killed_at + 1),
+                        '--checkpoint_steps=1'])
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  u = lambda step: tf.train.load_checkpoint(os.path.join(
+      model_dir, 'model.ckpt-%d' % step)).get_tensor('sogclr/sogclr_u')
+  before, after = u(killed_at), u(killed_at + 1)
+  assert np.count_nonzero(before) == before.size  # every row was trained
+  unchanged = before == after
+  assert unchanged.sum() == before.size - 8, unchanged  # batch of 8 rewritten
 
 
 def test_continuous_eval_follows_training_and_stops_at_the_last_step(tmp_path):
