@@ -247,6 +247,10 @@ def define_flags(fv=flags.FLAGS):
                     'testing the guard: these global steps get a NaN loss '
                     '(first attempt only, so a --nan_recovery_trials restart '
                     'runs clean).', **d)
+  flags.DEFINE_integer('log_every_steps', 100, 'A progress line (step, epoch, '
+                       'loss terms, learning rate, images/s, ETA) every this '
+                       'many steps; on TPU at least one per loop of '
+                       '--iterations_per_loop steps.', **d)
   flags.DEFINE_integer('train_summary_steps', 100, 'Training summaries every '
                        'this many steps; 0 turns them off.', **d)
   flags.DEFINE_string('eval_name', None, 'Suffix of the eval directory.', **d)
@@ -258,6 +262,11 @@ def define_flags(fv=flags.FLAGS):
                        'the feature bank; 0 turns it off. Uses '
                        'estimator.predict, which on TPU needs a single host.',
                        **d)
+  flags.DEFINE_integer('linear_probe_steps', 300, 'Linear probe at every '
+                       'evaluation: full-batch Adam steps of a softmax '
+                       'regression fitted on the kNN bank\'s frozen features '
+                       '(standardised), scored on the eval split; 0 turns it '
+                       'off.', **d)
   flags.DEFINE_integer('knn_k', 200, 'kNN monitor: neighbours that vote.', **d)
   flags.DEFINE_float('knn_temperature', 0.1, 'kNN monitor: a neighbour votes '
                      'exp(cosine / T) for its class.', **d)
@@ -367,6 +376,8 @@ class HParams:
   eval_timeout_secs: int
   knn_bank_size: int
   knn_k: int
+  log_every_steps: int
+  linear_probe_steps: int
   knn_temperature: float
   eval_interval_secs: int
   use_tpu: bool
@@ -577,6 +588,9 @@ def validate(hp, num_replicas=1):
   _require(hp.eval_timeout_secs >= 0, 'eval_timeout_secs', 'must be >= 0.')
   _require(hp.knn_bank_size >= 0, 'knn_bank_size', 'must be >= 0 (0 turns '
            'the kNN monitor off).')
+  _require(hp.linear_probe_steps >= 0, 'linear_probe_steps', 'must be >= 0 '
+           '(0 turns the probe off).')
+  _require(hp.log_every_steps >= 1, 'log_every_steps', 'must be >= 1.')
   _require(hp.knn_k >= 1, 'knn_k', 'must be >= 1.')
   _require(hp.knn_temperature > 0, 'knn_temperature', 'must be > 0.')
   _require(hp.synthetic_train_examples > 0, 'synthetic_train_examples',

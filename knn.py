@@ -86,32 +86,3 @@ def collect_features(estimator, input_fn, checkpoint_path, limit=None):
   features = np.concatenate(features) if features else np.zeros([0, 0])
   labels = np.concatenate(labels) if labels else np.zeros([0], np.int64)
   return features[:limit], labels[:limit]
-
-
-class KnnMonitor(object):
-  """Computes the kNN accuracy of a checkpoint from a bank of training features."""
-
-  def __init__(self, hp, estimator, source, info):
-    self._hp = hp
-    self._estimator = estimator  # built with predict_keys=PREDICT_KEYS
-    self._num_classes = info.num_classes
-    self._bank_size = min(hp.knn_bank_size, info.num_train_examples)
-    # The bank: the first examples of the training split, not augmented.
-    bank_hp = hp.replace(eval_split=hp.train_split, eval_steps=0)
-    self._bank_fn = predict_input_fn(bank_hp, self._bank_size, source)
-    # The queries: the examples estimator.evaluate sees.
-    self._query_fn = predict_input_fn(hp, info.num_eval_examples, source)
-
-  def __call__(self, checkpoint_path):
-    """{RESULT_KEY: accuracy, 'knn_bank_examples': n} for the checkpoint."""
-    bank, bank_labels = collect_features(
-        self._estimator, self._bank_fn, checkpoint_path, self._bank_size)
-    queries, query_labels = collect_features(
-        self._estimator, self._query_fn, checkpoint_path)
-    accuracy = weighted_knn_accuracy(
-        bank, bank_labels, queries, query_labels, self._num_classes,
-        self._hp.knn_k, self._hp.knn_temperature)
-    tf.logging.info('kNN (k=%d, T=%g, bank %d, %d queries): top-1 %.4f',
-                    self._hp.knn_k, self._hp.knn_temperature, len(bank),
-                    len(queries), accuracy)
-    return {RESULT_KEY: accuracy, 'knn_bank_examples': len(bank)}

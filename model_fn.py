@@ -11,6 +11,7 @@ import losses
 import model
 import nonfinite_guard
 import optimization
+import progress
 import replica
 
 
@@ -178,6 +179,7 @@ def _train_spec(hp, params, ctx, terms, total_loss, variables, update_ops,
       lambda: optimizer.apply_gradients(grads_and_vars, global_step),
       terms, [g for g, _ in grads_and_vars], global_step, ctx,
       hp.max_nonfinite_steps, update_ops)
+  train_op = tf.group(train_op, progress.record_train_values(terms, lr))
   guard_hook = nonfinite_guard.NonFiniteGuardHook(
       term_names, hp.max_nonfinite_steps, hp.model_dir,
       check_weights_every=max(1, hp.train_summary_steps or 100))

@@ -11,6 +11,9 @@ CONTRASTIVE_HEAD = 'head_contrastive'
 SOGCLR_SCOPE = 'sogclr'  # SogCLR's per-example estimator u (loss state)
 GUARD_SCOPE = 'nonfinite_guard'  # the non-finite guard's counters
 GUARD_COLLECTION = 'nonfinite_guard_variables'
+PROGRESS_SCOPE = 'progress'  # the last step's loss terms and learning rate
+PROGRESS_COLLECTION = 'progress_variables'
+PROGRESS_TERMS_COLLECTION = 'progress_term_names'
 
 # Trainable variables by block: 0 = stem, 1..4 = block groups, 5 = the
 # supervised head.  fine_tune_after_block=k freezes collections 0..k.
@@ -40,7 +43,7 @@ DEFAULT_VARIABLE_SCHEMA = (
     % (SOGCLR_SCOPE, GUARD_SCOPE, SUPERVISED_HEAD, OPTIMIZER_SLOT))
 
 # Allowed values of the enum flags.
-MODES = ('train', 'eval', 'train_then_eval', 'export')
+MODES = ('train', 'eval', 'train_then_eval', 'export', 'preview', 'doctor')
 TRAIN_MODES = ('pretrain', 'finetune')
 OPTIMIZERS = ('lars', 'momentum', 'adam')
 LR_SCALINGS = ('linear', 'sqrt')

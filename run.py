@@ -1,7 +1,6 @@
 """Command-line entry point: parse and validate flags, build the TPUEstimator, run the mode."""
 
 import glob
-import logging
 import os
 import sys
 import time
@@ -9,22 +8,27 @@ import urllib.error
 
 from absl import app
 from absl import flags
-import tensorflow.compat.v1 as tf
+
+import console
+console.quiet_environment()  # before TensorFlow is imported
+import tensorflow.compat.v1 as tf  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 import atomic_files
 import checkpoint_restore
 import data_input
 import export
+import feature_monitor
 import flags_record
 import hparams_flags
-import knn
 import model_fn as model_fn_lib
 import nonfinite_guard
+import progress
 import schedule
 import trainer_lock
 
 FLAGS = flags.FLAGS
 hparams_flags.define_flags(FLAGS)
+console.accept_verbosity_names(FLAGS)
 
 
 class TpuResolutionError(RuntimeError):
@@ -110,12 +114,18 @@ def prepare_model_dir(hp):
         (hp.model_dir, getattr(e, 'message', None) or e))
 
 
+def steps_per_loop(hp, num_train_examples):
+  """TPU steps per session.run: --iterations_per_loop, or up to the next checkpoint."""
+  return hp.iterations_per_loop or min(
+      schedule.checkpoint_steps(hp, num_train_examples),
+      schedule.train_steps(hp, num_train_examples))
+
+
 def build_estimator(hp, resolver, num_classes, num_train_examples,
                     predict_keys=None):
   """The TPUEstimator with RunConfig/TPUConfig set from `hp`."""
   ckpt_steps = schedule.checkpoint_steps(hp, num_train_examples)
-  total_steps = schedule.train_steps(hp, num_train_examples)
-  iterations = hp.iterations_per_loop or min(ckpt_steps, total_steps)
+  iterations = steps_per_loop(hp, num_train_examples)
   input_v2 = tf.estimator.tpu.InputPipelineConfig.PER_HOST_V2
   config = tf.estimator.tpu.RunConfig(
       master=hp.master if not resolver else None,
@@ -143,8 +153,13 @@ def build_estimator(hp, resolver, num_classes, num_train_examples,
       export_to_tpu=False)
 
 
-def train_with_recovery(hp, make_estimator, train_input_fn, total_steps):
+def train_with_recovery(hp, make_estimator, train_input_fn, total_steps,
+                        num_train_examples):
   """Trains to total_steps; on a latched non-finite guard restores the last good checkpoint up to --nan_recovery_trials times."""
+  progress_hook = progress.TrainProgressHook(
+      total_steps, hp.train_batch_size, num_train_examples,
+      hp.log_every_steps,
+      steps_per_loop(hp, num_train_examples) if hp.use_tpu else 1)
   for trial in range(hp.nan_recovery_trials + 1):
     # A restart reads the data in a new order; the fault injection is for
     # the first attempt only.
@@ -153,7 +168,7 @@ def train_with_recovery(hp, make_estimator, train_input_fn, total_steps):
         seed=None if hp.seed is None else hp.seed + trial)
     try:
       make_estimator(trial_hp).train(
-          train_input_fn, max_steps=total_steps,
+          train_input_fn, max_steps=total_steps, hooks=[progress_hook],
           saving_listeners=[nonfinite_guard.FiniteCheckpointListener()])
       return
     except nonfinite_guard.NonFiniteError as e:
@@ -168,9 +183,10 @@ def train_with_recovery(hp, make_estimator, train_input_fn, total_steps):
 def evaluate(hp, estimator, eval_input_fn, eval_steps, checkpoint_path,
              knn_monitor=None):
   """Evaluates one checkpoint (+ kNN monitor) and writes result[_<step>].json."""
+  hook = progress.EvalProgressHook(eval_steps, hp.eval_batch_size)
   result = estimator.evaluate(eval_input_fn, steps=eval_steps,
                               checkpoint_path=checkpoint_path,
-                              name=hp.eval_name)
+                              name=hp.eval_name, hooks=[hook])
   result = {k: atomic_files.json_value(v) for k, v in result.items()}
   result['checkpoint_path'] = checkpoint_path
   if knn_monitor:
@@ -238,7 +254,9 @@ def report(hp, result):
   for key, text in (('label_top_1_accuracy', 'linear-eval top-1 accuracy'),
                     ('label_top_5_accuracy', 'linear-eval top-5 accuracy'),
                     ('contrastive_top_1_accuracy', 'contrastive top-1 accuracy'),
-                    (knn.RESULT_KEY, 'kNN top-1 accuracy (k=%d, T=%g)' % (
+                    (feature_monitor.PROBE_KEY,
+                     'linear-probe top-1 accuracy (frozen features)'),
+                    (feature_monitor.KNN_KEY, 'kNN top-1 accuracy (k=%d, T=%g)' % (
                         hp.knn_k, hp.knn_temperature))):
     if key in result:
       print('  %s: %.4f' % (text, result[key]))
@@ -282,6 +300,7 @@ def run(hp):
   training = hp.mode in ('train', 'train_then_eval')
   if training and latest:
     check_resume_readable(latest)
+    console.info('Resuming from %s.', latest)
   if training and not hp.is_pretrain:
     checkpoint_restore.preflight(hp, info.num_classes)
   prepare_model_dir(hp)
@@ -290,14 +309,14 @@ def run(hp):
   train_input_fn = data_input.build_input_fn(hp, True, source=source)
   eval_input_fn = data_input.build_input_fn(
       hp, False, info.num_eval_examples, source=source)
-  tf.logging.info('%d training steps, %d eval steps, %d classes, %d train / %d '
+  console.info('%d training steps, %d eval steps, %d classes, %d train / %d '
                   'eval examples', total_steps, eval_steps, info.num_classes,
                   info.num_train_examples, info.num_eval_examples)
   knn_monitor = None
   if hp.knn_bank_size and hp.mode in ('eval', 'train_then_eval'):
-    knn_monitor = knn.KnnMonitor(hp, build_estimator(
+    knn_monitor = feature_monitor.FeatureMonitor(hp, build_estimator(
         hp, resolver, info.num_classes, info.num_train_examples,
-        predict_keys=knn.PREDICT_KEYS), source, info)
+        predict_keys=feature_monitor.PREDICT_KEYS), source, info)
 
   def evaluate_and_export(checkpoint_path):
     result = evaluate(hp, estimator, eval_input_fn, eval_steps,
@@ -320,8 +339,9 @@ def run(hp):
     start = time.time()
     train_with_recovery(hp, lambda h: build_estimator(
         h, resolver, info.num_classes, info.num_train_examples),
-                        train_input_fn, total_steps)
-    tf.logging.info('Training took %.1f s', time.time() - start)
+                        train_input_fn, total_steps, info.num_train_examples)
+    console.info('Training took %s.', progress.format_duration(
+        time.time() - start))
     if hp.mode == 'train_then_eval':
       return evaluate_and_export(estimator.latest_checkpoint())
   return None
@@ -330,8 +350,8 @@ def run(hp):
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError('Unexpected arguments: %s' % ' '.join(argv[1:]))
+  console.set_verbosity(FLAGS.verbosity)
   tf.disable_v2_behavior()
-  logging.getLogger('tensorflow').propagate = False  # one copy of each log line
   hp = hparams_flags.hparams_from_flags(FLAGS)
   try:
     result = run(hp)

@@ -137,7 +137,8 @@ def test_proj_selector_layers_are_restored_and_trained_and_resume_wins(
   # Resume: model_dir's checkpoint wins, --checkpoint is not even read.  With
   # learning rate 0 the weights at the end are those at the start.
   shutil.rmtree(pretrain_dir)
-  proc = run_py(args + ['--train_steps=4', '--learning_rate=0'])
+  proc = run_py(args + ['--train_steps=4', '--learning_rate=0',
+                        '--verbosity=debug'])
   assert proc.returncode == 0, proc.stderr[-3000:]
   assert 'Preflight.' not in proc.stderr
   assert 'Restoring parameters from %s/model.ckpt-2' % model_dir in proc.stderr

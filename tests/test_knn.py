@@ -7,6 +7,7 @@ import pytest
 import tensorflow.compat.v1 as tf
 
 import data_input
+import feature_monitor
 import hparams_flags
 import knn
 from tests.test_data_input import run_dataset
@@ -113,7 +114,7 @@ def test_bank_input_is_the_unaugmented_train_split_with_label_and_mask():
   source = data_input.get_source(hp)
   info = data_input.dataset_info(hp, source)
   est = FakeEstimator([])
-  monitor = knn.KnnMonitor(hp.replace(knn_bank_size=13), est, source, info)
+  monitor = feature_monitor.FeatureMonitor(hp.replace(knn_bank_size=13), est, source, info)
   params = {'batch_size': 8}
   with tf.Graph().as_default():
     bank = run_dataset(monitor._bank_fn(params))[0]  # pylint: disable=protected-access
