@@ -393,10 +393,10 @@ def _canvas_size(hp):
   return augment.device_canvas_size(hp.image_size, hp.device_crop_canvas_size)
 
 
-def _image_features(hp, image, is_training):
+def image_features(hp, image, is_training):
   """One example's image features: stacked views, or source image + crop boxes."""
   # The second form is training with --augment_on_device=crop_and_color: the
-  # uint8 image, padded into its canvas when batched (_batch_canvases).
+  # uint8 image, padded into its canvas when batched (batch_canvases).
   # Pixels stay integers until the crop is resized (less to convert).
   image = _decode(image)
   on_device = hp.augment_on_device if is_training else 'none'
@@ -441,7 +441,7 @@ def build_input_fn(hp, is_training, num_eval_examples=None,
     id_dtype = tf.int32 if params.get('use_tpu') else tf.int64
 
     def finish(example, mask):
-      features = _image_features(hp, example['image'], is_training)
+      features = image_features(hp, example['image'], is_training)
       features['id'] = tf.cast(example['id'], id_dtype)
       label = tf.cast(example['label'], tf.int32)
       labels = {'label': label, 'mask': tf.constant(mask, tf.float32)}
@@ -457,7 +457,7 @@ def build_input_fn(hp, is_training, num_eval_examples=None,
       ds = ds.concatenate(_padding(ds.element_spec)).take(
           _eval_examples_per_host(hp, num_eval_examples, num_hosts))
     if is_training and hp.augment_on_device == 'crop_and_color':
-      ds = _batch_canvases(ds, batch_size, _canvas_size(hp))
+      ds = batch_canvases(ds, batch_size, _canvas_size(hp))
     else:
       ds = ds.batch(batch_size, drop_remainder=True)
     return ds.prefetch(AUTOTUNE)
@@ -465,7 +465,7 @@ def build_input_fn(hp, is_training, num_eval_examples=None,
   return input_fn
 
 
-def _batch_canvases(ds, batch_size, canvas_size):
+def batch_canvases(ds, batch_size, canvas_size):
   """Batches crop_and_color examples, padding each image into its canvas, bit-packed."""
   # padded_batch writes each image straight into the zeroed batch tensor:
   # one copy, where padding per example first would make two.

@@ -32,8 +32,12 @@ def define_flags(fv=flags.FLAGS):
   d = dict(flag_values=fv)
   # What to run.
   flags.DEFINE_enum('mode', 'train', MODES, 'train, eval (a continuous eval job '
-                    'that follows a training job), train_then_eval, or export '
-                    '(--checkpoint as a TF-Hub module in model_dir/hub).', **d)
+                    'that follows a training job), train_then_eval, export '
+                    '(--checkpoint as a TF-Hub module in model_dir/hub), '
+                    'preview (model_dir/preview.png: training examples and '
+                    'their augmented views) or doctor (checks versions, '
+                    'devices, TPU, dataset and model_dir; non-zero on a '
+                    'problem).', **d)
   flags.DEFINE_enum('train_mode', 'pretrain', TRAIN_MODES,
                     'pretrain: contrastive pretraining; finetune: supervised '
                     'fine-tuning / linear evaluation from --checkpoint.', **d)

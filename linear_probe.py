@@ -37,11 +37,12 @@ def fit_softmax_regression(x, y, num_classes, steps=300, learning_rate=0.01,
     w, b = params
     error = (_softmax(x @ w + b) - one_hot) / len(x)
     grads = [x.T @ error + l2 * w, error.sum(0)]
+    # Adam as tf.train.AdamOptimizer writes it (epsilon after the correction).
+    rate = learning_rate * np.sqrt(1 - beta2 ** t) / (1 - beta1 ** t)
     for p, g, m in zip(params, grads, moments):
       m[0] = beta1 * m[0] + (1 - beta1) * g
       m[1] = beta2 * m[1] + (1 - beta2) * g * g
-      p -= (learning_rate * m[0] / (1 - beta1 ** t) /
-            (np.sqrt(m[1] / (1 - beta2 ** t)) + eps))
+      p -= rate * m[0] / (np.sqrt(m[1]) + eps)
   return params[0], params[1]
 
 

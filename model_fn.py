@@ -21,7 +21,7 @@ def _split_views(images):
   return tf.split(images, num_views, axis=-1)
 
 
-def _training_views(hp, features, images):
+def training_views(hp, features, images):
   """The V training view batches, finished on the device as the flags ask."""
   blur = hp.is_pretrain and hp.use_blur  # SimCLR blurs whole batches here
   if hp.augment_on_device == 'none':
@@ -210,7 +210,7 @@ def build_model_fn(hp, num_classes, num_train_examples, predict_keys=None):
     loss_ctx = ctx if is_training else replica.ReplicaContext.local()
     bn_ctx = ctx if (hp.global_bn and is_training) else replica.ReplicaContext.local()
     images = features['image'] if isinstance(features, dict) else features
-    views = _training_views(hp, features, images) if is_training else (
+    views = training_views(hp, features, images) if is_training else (
         _split_views(images))
     num_views = len(views)
     local_batch = int(views[0].shape[0])  # static: batches drop the remainder

@@ -2,9 +2,9 @@
 
 The train step copies its loss terms and learning rate into local variables
 (`record_train_values`, inside the step, so on TPU inside the loop).  The hook
-learns the step from the run the session makes anyway (`SessionRunArgs`) and
-reads the values once per progress line: no host round trip per step, on TPU
-at most one read per loop.
+counts the steps of its runs and reads the step and the values once per
+progress line: no host round trip per step, on TPU at most one read per
+loop.
 """
 
 import time
@@ -106,13 +106,14 @@ def record_train_values(terms, learning_rate):
 
 
 class TrainProgressHook(tf.train.SessionRunHook):
-  """Logs a progress line every `every_steps` steps, and once per TPU loop when loops are longer."""
+  """Logs a progress line every `every_steps` steps (once per TPU loop when loops are longer) and at the last step."""
 
   def __init__(self, total_steps, global_batch, num_train_examples,
                every_steps, steps_per_run=1, clock=time.time):
     self._total = total_steps
     self._batch = global_batch
     self._examples = max(1, num_train_examples)
+    self._steps_per_run = steps_per_run
     # On TPU a run is a loop of steps: each loop gets its line.
     self._every = max(1, min(every_steps, steps_per_run) if steps_per_run > 1
                       else every_steps)
@@ -128,27 +129,25 @@ class TrainProgressHook(tf.train.SessionRunHook):
     self._meter = RateMeter(self._clock)
 
   def after_create_session(self, session, coord):
-    self._last_logged = int(session.run(self._global_step))
+    self._last_logged = self._counted = int(session.run(self._global_step))
     self._first_run = True
 
-  def before_run(self, run_context):
-    # The step the session runs anyway: no extra session.run to know the step.
-    return tf.train.SessionRunArgs(self._global_step)
-
   def after_run(self, run_context, run_values):
-    # The fetch may see the step before or after this run's increment.
-    fetched = int(run_values.results)
+    # Steps are counted here (a run is one step, or one TPU loop) and read
+    # only when a line is due: no read of the step per run.
+    self._counted += self._steps_per_run
     if self._first_run:  # the first run holds the start-up: not timed
       self._first_run = False
-      self._meter.update(fetched)
-    if fetched + 1 - self._last_logged < self._every:
+      self._meter.update(self._counted)
+    if (self._counted - self._last_logged < self._every and
+        self._counted < self._total):
       return
     # One read per line (on TPU once per loop at most): the step and the
     # last step's values, both after the run.
     step, values = run_context.session.run([self._global_step, self._values])
     step = int(step)
     rate = self._meter.update(step)
-    self._last_logged = step
+    self._last_logged = self._counted = step
     terms = dict(zip(self._term_names, values[:-1].tolist()))
     console.info(train_line(
         step, self._total, step * self._batch / self._examples,

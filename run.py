@@ -16,13 +16,16 @@ import tensorflow.compat.v1 as tf  # pylint: disable=g-import-not-at-top,wrong-i
 import atomic_files
 import checkpoint_restore
 import data_input
+import doctor
 import export
 import feature_monitor
 import flags_record
 import hparams_flags
 import model_fn as model_fn_lib
 import nonfinite_guard
+import preview
 import progress
+import run_report
 import schedule
 import trainer_lock
 
@@ -203,6 +206,10 @@ class EvalError(RuntimeError):
   """The eval job evaluated no checkpoint."""
 
 
+class DoctorError(RuntimeError):
+  """--mode=doctor found a problem."""
+
+
 # What restoring a checkpoint that the trainer's retention deleted (or that is
 # still being written) raises; the eval job skips such a checkpoint.
 _UNREADABLE = (tf.errors.NotFoundError, tf.errors.DataLossError,
@@ -246,7 +253,7 @@ def continuous_eval(hp, evaluate_checkpoint, total_steps):
 def report(hp, result):
   """Prints where results, summaries and checkpoints are."""
   if result is None:
-    if hp.mode != 'export':
+    if hp.mode in ('train', 'train_then_eval', 'eval'):
       print('No evaluation result.')
     return
   print('=' * 72)
@@ -263,6 +270,9 @@ def report(hp, result):
   print('Results:     %s' % os.path.join(hp.model_dir, 'result.json'))
   print('Checkpoints: %s' % hp.model_dir)
   print('TensorBoard: tensorboard --logdir %s' % hp.model_dir)
+  for key, text in (('curves', 'Curves:     '), ('report', 'Report:     ')):
+    if result.get(key):
+      print('%s %s' % (text, result[key]))
   if result.get('hub_module'):
     print('Hub module:  %s' % result['hub_module'])
   if result.get('saved_model'):
@@ -275,6 +285,15 @@ def run(hp):
   if hp.mode == 'export':
     hp = hp.replace(use_tpu=False)  # exporting runs on the host, never a TPU
   hparams_flags.validate(hp)
+  if hp.mode == 'doctor':
+    problems = doctor.run_checks(hp, resolve_tpu)
+    if problems:
+      raise DoctorError('--mode=doctor found %d problem(s); see the lines '
+                        'marked PROBLEM above.' % problems)
+    return None
+  if hp.mode == 'preview':
+    console.info('Preview: %s', preview.write_preview(hp))
+    return None
   resolver, num_cores = resolve_tpu(hp)
   if num_cores:
     hparams_flags.validate(hp, num_replicas=num_cores)
@@ -324,6 +343,11 @@ def run(hp):
     if hp.keep_hub_module_max:
       result.update(export.export_checkpoint(
           hp, info.num_classes, checkpoint_path, keep=hp.keep_hub_module_max))
+    result.update(run_report.write(hp, result, '%s: %d train / %d eval '
+                                   'examples, %d classes' % (
+                                       hp.dataset, info.num_train_examples,
+                                       info.num_eval_examples,
+                                       info.num_classes)))
     return result
 
   if hp.mode == 'eval':
@@ -359,7 +383,7 @@ def main(argv):
           TpuResolutionError, checkpoint_restore.RestoreError,
           flags_record.FlagsChangedError) as e:
     raise app.UsageError(str(e))
-  except (nonfinite_guard.NonFiniteError, EvalError,
+  except (nonfinite_guard.NonFiniteError, EvalError, DoctorError,
           trainer_lock.LockError) as e:
     sys.exit('Error: %s' % e)
   report(hp, result)

@@ -12,6 +12,7 @@ INSTALL_REQUIRES = [
     'absl-py>=2.1,<3',
     'numpy>=1.23,<2',
     'cloud-tpu-client==0.10',
+    'matplotlib==3.9.4',  # curves.png and --mode=preview (Agg, headless).
 ]
 
 setuptools.setup(
@@ -24,7 +25,8 @@ setuptools.setup(
                 'names', 'schedule', 'replica', 'atomic_files', 'augment',
                 'optimization', 'export', 'saved_model_export',
                 'checkpoint_restore', 'knn', 'nonfinite_guard', 'flags_record',
-                'trainer_lock'],
+                'trainer_lock', 'console', 'progress', 'linear_probe',
+                'feature_monitor', 'run_report', 'preview', 'doctor'],
     packages=['losses', 'resnet', 'imagenet_subsets'],
     package_data={'imagenet_subsets': ['*.txt']},
     install_requires=INSTALL_REQUIRES,

@@ -25,6 +25,7 @@ import tensorflow.compat.v1 as tf  # pylint: disable=g-import-not-at-top,wrong-i
 
 import data_input  # pylint: disable=wrong-import-position
 import hparams_flags  # pylint: disable=wrong-import-position
+import linear_probe  # pylint: disable=wrong-import-position
 import resnet  # pylint: disable=wrong-import-position
 
 
@@ -86,30 +87,6 @@ def extract(hp, limits, checkpoint, calibration_images):
   return out
 
 
-def linear_probe(train_x, train_y, test_x, test_y, epochs=300):
-  """Full-batch softmax regression (Adam, small L2) on standardised features."""
-  mean, std = train_x.mean(0), train_x.std(0)
-  std = np.maximum(std, 0.1 * np.median(std) + 1e-12)  # near-constant features
-  train_x, test_x = (train_x - mean) / std, (test_x - mean) / std
-  graph = tf.Graph()
-  with graph.as_default():
-    x = tf.placeholder(tf.float32, [None, train_x.shape[1]])
-    y = tf.placeholder(tf.int64, [None])
-    w = tf.get_variable('w', [train_x.shape[1], 10],
-                        initializer=tf.zeros_initializer())
-    b = tf.get_variable('b', [10], initializer=tf.zeros_initializer())
-    logits = tf.matmul(x, w) + b
-    loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(
-        labels=y, logits=logits)) + 1e-4 * tf.nn.l2_loss(w)
-    step = tf.train.AdamOptimizer(0.01).minimize(loss)
-    acc = tf.reduce_mean(tf.cast(tf.equal(tf.argmax(logits, 1), y), tf.float32))
-    with tf.Session() as sess:
-      sess.run(tf.global_variables_initializer())
-      for _ in range(epochs):
-        sess.run(step, {x: train_x, y: train_y})
-      return float(sess.run(acc, {x: test_x, y: test_y}))
-
-
 def main():
   parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
   parser.add_argument('--steps', type=int, default=400)
@@ -136,8 +113,8 @@ def main():
     data = extract(hp, {'train': args.probe_train_examples, 'test': 10000},
                    checkpoint, calibration)
     (train_x, train_y), (test_x, test_y) = data['train'], data['test']
-    results[name + '_probe_accuracy'] = linear_probe(train_x, train_y, test_x,
-                                                     test_y)
+    results[name + '_probe_accuracy'] = linear_probe.probe_accuracy(
+        train_x, train_y, test_x, test_y, 10)
   results['gain_points'] = round(100 * (results['simclr_pretrained_probe_accuracy']
                                         - results['random_init_probe_accuracy']), 2)
   print(json.dumps(results, indent=2))

@@ -59,6 +59,26 @@ def test_train_then_eval_writes_checkpoints_results_and_summaries(tmp_path):
   assert glob.glob(os.path.join(model_dir, 'events.out.tfevents*'))
   assert 'linear-eval top-1 accuracy' in proc.stdout
   assert 'tensorboard --logdir ' + model_dir in proc.stdout
+  _check_curves_and_report(model_dir, proc)
+
+
+def _check_curves_and_report(model_dir, proc):
+  """curves.png is a real picture, report.md says what ran and gave; both paths printed."""
+  from matplotlib import image  # pylint: disable=g-import-not-at-top
+  curves = os.path.join(model_dir, 'curves.png')
+  report = os.path.join(model_dir, 'report.md')
+  assert 'Curves:      ' + curves in proc.stdout
+  assert 'Report:      ' + report in proc.stdout
+  pixels = image.imread(curves)
+  assert pixels.ndim == 3 and pixels.shape[0] > 200 and pixels.shape[1] > 400
+  assert pixels[..., :3].std() > 0.05  # something is drawn
+  text = open(report).read()
+  result = json.load(open(os.path.join(model_dir, 'result.json')))
+  assert '| `--dataset` | synthetic |' in text
+  assert '| `--resnet_depth` | 18 |' in text
+  assert '| label_top_1_accuracy | %.4f |' % result['label_top_1_accuracy'] in text
+  assert 'images/s' in text and 'CPU cores' in text
+  assert 'synthetic: 32 train / 20 eval examples, 10 classes' in text
 
 
 def test_summaries_hold_the_training_scalars(tmp_path):
