@@ -6,6 +6,7 @@ augmentation, then what --augment_on_device finishes on the device), built by
 the same functions training uses.
 """
 
+import io
 import os
 
 import numpy as np
@@ -65,9 +66,9 @@ def grid_png(originals, views, titles, suptitle):
   import matplotlib  # pylint: disable=g-import-not-at-top
   matplotlib.use('Agg')
   from matplotlib import pyplot as plt  # pylint: disable=g-import-not-at-top
-  import io  # pylint: disable=g-import-not-at-top
   rows, cols = len(originals), 1 + views.shape[1]
-  fig, axes = plt.subplots(rows, cols, figsize=(1.6 * cols, 1.6 * rows),
+  fig, axes = plt.subplots(rows, cols,
+                           figsize=(max(5.0, 1.6 * cols), 1.6 * rows),
                            squeeze=False)
   for r in range(rows):
     for c in range(cols):

@@ -282,6 +282,7 @@ def report(hp, result):
 
 def run(hp):
   """Runs `hp.mode`; returns the last evaluation result (or None)."""
+  job_start = time.time()
   if hp.mode == 'export':
     hp = hp.replace(use_tpu=False)  # exporting runs on the host, never a TPU
   hparams_flags.validate(hp)
@@ -347,7 +348,8 @@ def run(hp):
                                    'examples, %d classes' % (
                                        hp.dataset, info.num_train_examples,
                                        info.num_eval_examples,
-                                       info.num_classes)))
+                                       info.num_classes),
+                                   time.time() - job_start))
     return result
 
   if hp.mode == 'eval':

@@ -79,7 +79,7 @@ def _train_panels(scalars, batch_size):
             if t.endswith('_loss') or t == 'total_loss'}
   panels = []
   if losses:
-    panels.append(('training loss terms', losses, 'symlog'))
+    panels.append(('training loss terms', losses, 'linear'))
   if 'learning_rate' in scalars:
     panels.append(('learning rate', {'learning_rate': scalars['learning_rate']},
                    'linear'))
@@ -170,7 +170,8 @@ def _mean_images_per_sec(scalars, batch_size):
   return None
 
 
-def report_markdown(hp, result, scalars, info_line, hardware):
+def report_markdown(hp, result, scalars, info_line, hardware,
+                    job_seconds=None):
   """The text of report.md."""
   lines = ['# Run report: `%s`' % hp.model_dir, '',
            'Written %s after evaluating step %d.' % (
@@ -187,6 +188,8 @@ def report_markdown(hp, result, scalars, info_line, hardware):
             '## Time and throughput', '']
   seconds = _training_time(scalars)
   rate = _mean_images_per_sec(scalars, hp.train_batch_size)
+  if job_seconds is not None:
+    lines.append('- Job wall time until this report: %.0f s' % job_seconds)
   lines.append('- Training wall time (first to last training summary): %s' % (
       '%.0f s' % seconds if seconds is not None else 'unknown'))
   lines.append('- Mean training throughput: %s' % (
@@ -208,7 +211,7 @@ def report_markdown(hp, result, scalars, info_line, hardware):
   return '\n'.join(lines) + '\n'
 
 
-def write(hp, result, info_line):
+def write(hp, result, info_line, job_seconds=None):
   """Writes curves.png and report.md into hp.model_dir; returns their paths."""
   scalars = read_scalars(hp.model_dir)
   results = read_results(hp.model_dir)
@@ -219,5 +222,6 @@ def write(hp, result, info_line):
       plot_curves(scalars, results, hp.train_batch_size, title))
   report = atomic_files.write_file(
       os.path.join(hp.model_dir, REPORT_FILE),
-      report_markdown(hp, result, scalars, info_line, hardware_summary()))
+      report_markdown(hp, result, scalars, info_line, hardware_summary(),
+                      job_seconds))
   return {'curves': curves, 'report': report}

@@ -12,9 +12,14 @@ if [ ! -f "$FMNIST" ] && command -v apt-get >/dev/null; then
     || echo "warning: could not install dataset-fashion-mnist; pass --data_dir" >&2
 fi
 if [ ! -x .venv/bin/python ]; then "$PYTHON" -m venv .venv; fi
-if ! .venv/bin/python -c "import tensorflow, tensorflow_estimator, tensorflow_hub, tensorflow_datasets, pytest, xdist" 2>/dev/null \
+if ! .venv/bin/python -c "import tensorflow, tensorflow_estimator, tensorflow_hub, tensorflow_datasets, matplotlib, pytest, xdist" 2>/dev/null \
    || [ setup.py -nt .venv/.installed ]; then
-  .venv/bin/pip install -q --upgrade pip
-  .venv/bin/pip install -q -e '.[test]'
+  # pip's notices go to a log that is shown only when the install fails.
+  LOG=.venv/pip-install.log
+  if ! { .venv/bin/pip install -q --upgrade pip && .venv/bin/pip install -q -e '.[test]'; } >"$LOG" 2>&1; then
+    cat "$LOG" >&2
+    echo "error: installing the package failed (log: $LOG)" >&2
+    exit 1
+  fi
   touch .venv/.installed
 fi

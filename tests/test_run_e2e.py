@@ -115,7 +115,6 @@ def test_killed_training_resumes_and_ends_at_the_same_step(tmp_path):
   assert 'Resuming from %s/model.ckpt-%d.' % (model_dir, killed_at) in proc.stderr
 
 
-@pytest.mark.slow
 def test_killed_sogclr_run_resumes_with_its_u_restored_bit_for_bit(tmp_path):
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   model_dir = str(tmp_path / 'm')

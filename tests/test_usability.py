@@ -50,6 +50,7 @@ def _run_as_a_user(args):
                         env=env, capture_output=True, text=True, timeout=400)
 
 
+@pytest.mark.slow
 def test_quiet_by_default_and_everything_with_debug(tmp_path):
   args = TINY + ['--mode=train', '--train_steps=2', '--log_every_steps=1']
   quiet = _run_as_a_user(args + ['--model_dir=' + str(tmp_path / 'q')])
@@ -96,6 +97,7 @@ def test_model_dir_check(tmp_path):
   assert not ok and 'not writable' in text
 
 
+@pytest.mark.slow
 def test_doctor_passes_here_and_fails_naming_the_dataset(tmp_path):
   proc = run_py(['--mode=doctor', '--use_tpu=False', '--dataset=synthetic',
                  '--model_dir=' + str(tmp_path / 'm')], timeout=120)
@@ -123,6 +125,7 @@ def test_preview_rows_are_eval_crops_and_their_training_views(tmp_path):
   assert preview.view_titles(fnc, 4)[-2:] == ['support 1', 'support 2']
 
 
+@pytest.mark.slow
 def test_preview_mode_writes_the_png(tmp_path):
   model_dir = str(tmp_path / 'm')
   proc = run_py(TINY + ['--mode=preview', '--model_dir=' + model_dir],
