@@ -84,7 +84,7 @@ def write_directory(final, write):
                                               os.getpid()))
   tf.io.gfile.makedirs(root)
   for path in remove_stale_directories(root):
-    tf.logging.info('Removed %s, left by a killed export.', path)
+    tf.logging.warning('Removed %s, left by a killed export.', path)
   try:
     write(tmp)
   except BaseException:

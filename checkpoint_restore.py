@@ -18,6 +18,7 @@ from typing import List, Tuple
 import numpy as np
 import tensorflow.compat.v1 as tf
 
+import console
 import model
 import names
 import replica
@@ -181,7 +182,7 @@ def preflight(hp, num_classes):
   checkpoint = resolve_checkpoint(hp.checkpoint)
   plan = plan_restore(hp, model_variable_shapes(hp, num_classes),
                       checkpoint_shapes(checkpoint), checkpoint)
-  tf.logging.info('Preflight. %s', format_report(plan))
+  console.info('Preflight. %s', format_report(plan))
   check(hp, plan)
   if plan.problems:
     tf.logging.warning('--allow_partial_restore: %d missing and %d mismatched '

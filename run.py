@@ -184,9 +184,10 @@ def train_with_recovery(hp, make_estimator, train_input_fn, total_steps,
 
 
 def evaluate(hp, estimator, eval_input_fn, eval_steps, checkpoint_path,
-             knn_monitor=None):
+             knn_monitor=None, batches_per_run=1):
   """Evaluates one checkpoint (+ kNN monitor) and writes result[_<step>].json."""
-  hook = progress.EvalProgressHook(eval_steps, hp.eval_batch_size)
+  hook = progress.EvalProgressHook(eval_steps, hp.eval_batch_size,
+                                   batches_per_run)
   result = estimator.evaluate(eval_input_fn, steps=eval_steps,
                               checkpoint_path=checkpoint_path,
                               name=hp.eval_name, hooks=[hook])
@@ -330,17 +331,21 @@ def run(hp):
   eval_input_fn = data_input.build_input_fn(
       hp, False, info.num_eval_examples, source=source)
   console.info('%d training steps, %d eval steps, %d classes, %d train / %d '
-                  'eval examples', total_steps, eval_steps, info.num_classes,
-                  info.num_train_examples, info.num_eval_examples)
+               'eval examples', total_steps, eval_steps, info.num_classes,
+               info.num_train_examples, info.num_eval_examples)
   knn_monitor = None
   if hp.knn_bank_size and hp.mode in ('eval', 'train_then_eval'):
     knn_monitor = feature_monitor.FeatureMonitor(hp, build_estimator(
         hp, resolver, info.num_classes, info.num_train_examples,
         predict_keys=feature_monitor.PREDICT_KEYS), source, info)
 
+  # On TPU one eval run is a loop of up to --iterations_per_loop batches.
+  eval_batches_per_run = (min(eval_steps, steps_per_loop(
+      hp, info.num_train_examples)) if hp.use_tpu else 1)
+
   def evaluate_and_export(checkpoint_path):
     result = evaluate(hp, estimator, eval_input_fn, eval_steps,
-                      checkpoint_path, knn_monitor)
+                      checkpoint_path, knn_monitor, eval_batches_per_run)
     if hp.keep_hub_module_max:
       result.update(export.export_checkpoint(
           hp, info.num_classes, checkpoint_path, keep=hp.keep_hub_module_max))

@@ -17,6 +17,7 @@ import numpy as np
 import tensorflow.compat.v1 as tf
 
 import atomic_files
+import console
 
 INDEX_DIR = 'contrastive_index'
 _BATCH = 8192
@@ -52,11 +53,11 @@ def load_or_build(builder, data_dir, split):
   if index is not None:
     return index
   start = time.time()
-  tf.logging.info('Indexing %s %s (%d examples; done once, cached at %s).',
-                  builder.info.name, split, lengths.sum(), path)
+  console.info('Indexing %s %s (%d examples; done once, cached at %s).',
+               builder.info.name, split, lengths.sum(), path)
   index = build(builder, split)
-  tf.logging.info('Indexed %s %s in %.1f s.', builder.info.name, split,
-                  time.time() - start)
+  console.info('Indexed %s %s in %.1f s.', builder.info.name, split,
+               time.time() - start)
   _save(path, index, lengths)
   return index
 
