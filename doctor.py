@@ -60,7 +60,7 @@ def check_versions(pins=None, installed_version=None):
 
 
 def check_devices(hp):
-  """(ok, text): the devices TensorFlow sees; a problem when --use_tpu=False asks for none but a GPU is expected."""
+  """(True, text): the devices TensorFlow sees (informational: any set of devices can run)."""
   counts = {}
   for kind in ('CPU', 'GPU', 'TPU'):
     try:

@@ -174,8 +174,9 @@ class EvalProgressHook(tf.train.SessionRunHook):
   def after_run(self, run_context, run_values):
     self._done = min(self._total, self._done + self._per_run)
     rate = self._meter.update(self._done)
-    if (self._done // self._every == (self._done - self._per_run) // self._every
-        and self._done != self._total):
+    crossed = (self._done // self._every !=
+               (self._done - self._per_run) // self._every)  # a multiple of every
+    if not crossed and self._done != self._total:
       return
     console.info(eval_line(
         self._done, self._total, rate * self._batch if rate else None,

@@ -184,8 +184,8 @@ def train_with_recovery(hp, make_estimator, train_input_fn, total_steps,
 
 
 def evaluate(hp, estimator, eval_input_fn, eval_steps, checkpoint_path,
-             knn_monitor=None, batches_per_run=1):
-  """Evaluates one checkpoint (+ kNN monitor) and writes result[_<step>].json."""
+             monitor=None, batches_per_run=1):
+  """Evaluates one checkpoint (+ kNN and linear-probe monitor) and writes result[_<step>].json."""
   hook = progress.EvalProgressHook(eval_steps, hp.eval_batch_size,
                                    batches_per_run)
   result = estimator.evaluate(eval_input_fn, steps=eval_steps,
@@ -193,8 +193,8 @@ def evaluate(hp, estimator, eval_input_fn, eval_steps, checkpoint_path,
                               name=hp.eval_name, hooks=[hook])
   result = {k: atomic_files.json_value(v) for k, v in result.items()}
   result['checkpoint_path'] = checkpoint_path
-  if knn_monitor:
-    result.update(knn_monitor(checkpoint_path))
+  if monitor:
+    result.update(monitor(checkpoint_path))
   step = int(result['global_step'])
   atomic_files.write_json(
       os.path.join(hp.model_dir, 'result_%d.json' % step), result)
@@ -333,9 +333,9 @@ def run(hp):
   console.info('%d training steps, %d eval steps, %d classes, %d train / %d '
                'eval examples', total_steps, eval_steps, info.num_classes,
                info.num_train_examples, info.num_eval_examples)
-  knn_monitor = None
+  monitor = None
   if hp.knn_bank_size and hp.mode in ('eval', 'train_then_eval'):
-    knn_monitor = feature_monitor.FeatureMonitor(hp, build_estimator(
+    monitor = feature_monitor.FeatureMonitor(hp, build_estimator(
         hp, resolver, info.num_classes, info.num_train_examples,
         predict_keys=feature_monitor.PREDICT_KEYS), source, info)
 
@@ -345,7 +345,7 @@ def run(hp):
 
   def evaluate_and_export(checkpoint_path):
     result = evaluate(hp, estimator, eval_input_fn, eval_steps,
-                      checkpoint_path, knn_monitor, eval_batches_per_run)
+                      checkpoint_path, monitor, eval_batches_per_run)
     if hp.keep_hub_module_max:
       result.update(export.export_checkpoint(
           hp, info.num_classes, checkpoint_path, keep=hp.keep_hub_module_max))

@@ -96,18 +96,24 @@ def test_summaries_hold_the_training_scalars(tmp_path):
           'supervised_loss'} <= tags, tags
 
 
-def test_killed_training_resumes_and_ends_at_the_same_step(tmp_path):
-  model_dir = str(tmp_path / 'm')
-  args = TINY + ['--mode=train', '--train_steps=40', '--checkpoint_steps=2',
-                 '--keep_checkpoint_max=100', '--model_dir=' + model_dir]
+def kill_after_checkpoint(args, model_dir, min_step):
+  """Starts run.py with `args`, kill -9s it once a checkpoint at min_step or later exists; returns the latest step."""
   proc = run_py(args, wait=False)
   deadline = time.time() + 300
-  while not checkpoint_steps(model_dir) or checkpoint_steps(model_dir)[-1] < 2:
+  while not checkpoint_steps(model_dir) or (
+      checkpoint_steps(model_dir)[-1] < min_step):
     assert time.time() < deadline and proc.poll() is None, proc.stdout.read()
     time.sleep(0.2)
   proc.send_signal(signal.SIGKILL)
   proc.wait()
-  killed_at = checkpoint_steps(model_dir)[-1]
+  return checkpoint_steps(model_dir)[-1]
+
+
+def test_killed_training_resumes_and_ends_at_the_same_step(tmp_path):
+  model_dir = str(tmp_path / 'm')
+  args = TINY + ['--mode=train', '--train_steps=40', '--checkpoint_steps=2',
+                 '--keep_checkpoint_max=100', '--model_dir=' + model_dir]
+  killed_at = kill_after_checkpoint(args, model_dir, 2)
   assert killed_at < 40
   proc = run_py(args)
   assert proc.returncode == 0, proc.stderr
@@ -120,15 +126,8 @@ def test_killed_sogclr_run_resumes_with_its_u_restored_bit_for_bit(tmp_path):
   model_dir = str(tmp_path / 'm')
   args = TINY + ['--loss=sogclr', '--mode=train', '--keep_checkpoint_max=100',
                  '--model_dir=' + model_dir]
-  proc = run_py(args + ['--train_steps=400', '--checkpoint_steps=4'],
-                wait=False)
-  deadline = time.time() + 300
-  while not checkpoint_steps(model_dir) or checkpoint_steps(model_dir)[-1] < 8:
-    assert time.time() < deadline and proc.poll() is None, proc.stdout.read()
-    time.sleep(0.2)
-  proc.send_signal(signal.SIGKILL)
-  proc.wait()
-  killed_at = checkpoint_steps(model_dir)[-1]
+  killed_at = kill_after_checkpoint(
+      args + ['--train_steps=400', '--checkpoint_steps=4'], model_dir, 8)
   # One more step: SogCLR rewrites u only for that batch's examples, so every
   # other row must come back exactly as the killed run saved it.
   proc = run_py(args + ['--train_steps=%d' % (killed_at + 1),
