@@ -14,7 +14,8 @@ from absl import flags
 import imagenet_subsets
 import names
 from names import (AUGMENT_ON_DEVICE, CONTRAST_MODES, DATASETS,  # pylint: disable=g-multiple-import
-                   DATASETS_NEEDING_DATA_DIR, DENOMINATORS, FNC_STRATEGIES,
+                   DATASETS_NEEDING_DATA_DIR, DENOMINATORS, EMA_INITS,
+                   FNC_STRATEGIES, MEMORY_OBJECTIVES,
                    IMAGENET_SUBSETS, LOSSES, LR_SCALINGS, MODES, OPTIMIZERS,
                    PROJ_HEAD_MODES, RESNET_DEPTHS, RPC_KINDS, RPC_NORMALIZERS,
                    SOGCLR_STORAGES, SUMMATIONS, TRAIN_MODES)
@@ -85,6 +86,25 @@ def define_flags(fv=flags.FLAGS):
   flags.DEFINE_enum('fnc_strategy', 'attraction', FNC_STRATEGIES, 'FNC: '
                     'attraction (false negatives become positives) or '
                     'elimination (dropped from the denominator).', **d)
+  # Momentum encoder and memory queue (FNC's default path; SimCLR, SupCon).
+  flags.DEFINE_integer('memory_multiplier', 0, 'Memory queue of this many '
+                       'global batches of momentum-encoder embeddings (FNC\'s '
+                       'flag; its recipe uses 16); 0 with --memory_size=0 '
+                       'trains in-batch only. FNC contrasts against the '
+                       'memory_multiplier * N newest rows, the current '
+                       'batch\'s V * N included; nt_xent and supcon add every '
+                       'stored row (from earlier steps) as extra candidates.',
+                       **d)
+  flags.DEFINE_integer('memory_size', 0, 'Memory queue rows (instead of '
+                       '--memory_multiplier); must be >= views * global '
+                       'batch.', **d)
+  flags.DEFINE_float('moving_average_decay', 0.999, 'Momentum encoder: '
+                     'ema <- decay * ema + (1 - decay) * online after every '
+                     'step (used with the memory queue).', **d)
+  flags.DEFINE_enum('fnc_ema_init', 'online', EMA_INITS, 'Momentum encoder '
+                    'start: online (a copy of the online network, as MoCo) '
+                    'or independent (its own random init, as the FNC '
+                    'code).', **d)
   # SogCLR.
   flags.DEFINE_float('sogclr_gamma', 0.9, 'SogCLR moving-average weight of '
                      'the new batch estimate.', **d)
@@ -314,6 +334,10 @@ class HParams:
   fnc_topk: int
   fnc_threshold: float
   fnc_strategy: str
+  memory_multiplier: int
+  memory_size: int
+  moving_average_decay: float
+  fnc_ema_init: str
   sogclr_gamma: float
   sogclr_storage: str
   dataset: str
@@ -429,6 +453,19 @@ class HParams:
     if self.objective == 'fnc':
       return 2 + self.fnc_support_views
     return self.num_views
+
+  @property
+  def uses_memory(self):
+    """Whether training keeps a momentum encoder and a memory queue."""
+    return self.is_contrastive and (self.memory_multiplier > 0 or
+                                    self.memory_size > 0)
+
+  @property
+  def memory_rows(self):
+    """Rows of the memory queue (0 without one)."""
+    if not self.uses_memory:
+      return 0
+    return self.memory_size or self.memory_multiplier * self.train_batch_size
 
   @property
   def resolved_temperature(self):
@@ -578,6 +615,7 @@ def validate(hp, num_replicas=1):
   _require(hp.fnc_support_views >= 0, 'fnc_support_views', 'must be >= 0.')
   _require(hp.fnc_topk >= 1, 'fnc_topk', 'must be >= 1.')
   _require(0 < hp.sogclr_gamma <= 1, 'sogclr_gamma', 'must be in (0, 1].')
+  _validate_memory(hp)
   if hp.objective == 'rpc' and hp.rpc_kind == 'chi':
     _require(hp.rpc_beta > 0 and hp.rpc_gamma > 0, 'rpc_beta',
              'RPC (chi) is only bounded with --rpc_beta > 0 and --rpc_gamma > '
@@ -624,6 +662,34 @@ def validate(hp, num_replicas=1):
     _require(bool(hp.tpu_name or hp.master), 'tpu_name',
              'is required with --use_tpu=True (or pass --master, or run with '
              '--use_tpu=False on CPU/GPU).')
+
+
+def _validate_memory(hp):
+  """The momentum-encoder / memory-queue flags."""
+  _check_enum(hp, 'fnc_ema_init', EMA_INITS)
+  _require(hp.memory_multiplier >= 0, 'memory_multiplier', 'must be >= 0.')
+  _require(hp.memory_size >= 0, 'memory_size', 'must be >= 0.')
+  _require(not (hp.memory_multiplier and hp.memory_size), 'memory_size',
+           'give either --memory_size or --memory_multiplier, not both.')
+  _require(0 <= hp.moving_average_decay < 1, 'moving_average_decay',
+           'must be in [0, 1).')
+  if not (hp.memory_multiplier or hp.memory_size):
+    return
+  flag = 'memory_size' if hp.memory_size else 'memory_multiplier'
+  _require(hp.is_contrastive, flag, 'the memory queue is for contrastive '
+           'pretraining (--train_mode=pretrain with a contrastive --loss).')
+  _require(hp.objective in MEMORY_OBJECTIVES, flag, '--loss=%s has no '
+           'memory path; it works with %s.' % (hp.objective,
+                                               ', '.join(MEMORY_OBJECTIVES)))
+  _require(hp.objective != 'supcon' or hp.positives_cap == -1,
+           'positives_cap', 'is not supported with the memory queue (the '
+           'cap applies to in-batch positives only); use -1.')
+  pushed = hp.views_per_example * hp.train_batch_size
+  _require(hp.memory_rows >= pushed, flag, 'the queue holds %d rows but '
+           'every step pushes views * global batch = %d * %d = %d; use '
+           '--memory_multiplier >= %d or --memory_size >= %d.' % (
+               hp.memory_rows, hp.views_per_example, hp.train_batch_size,
+               pushed, hp.views_per_example, pushed))
 
 
 def _validate_imagenet_subsets(hp):

@@ -68,14 +68,8 @@ def supervised_head(hp, inputs, num_classes):
   return logits
 
 
-def forward(hp, images, is_training, bn_ctx, num_classes):
-  """Encoder -> projection head -> supervised head; the named outputs.
-
-  Outputs: the ResNet endpoints (initial_conv, initial_max_pool,
-  block_group1..4, final_avg_pool), proj_head_input, proj_head_output and,
-  when a supervised head exists, logits_sup — fed exactly as in training
-  (ft_proj_selector's head layer in finetune).
-  """
+def embed(hp, images, is_training, bn_ctx):
+  """Encoder -> projection head: (hiddens, ResNet endpoints, head output, head layer outputs)."""
   freeze_encoder = (not hp.is_pretrain) and hp.fine_tune_after_block >= 4
   with tf.variable_scope(names.ENCODER_SCOPE):
     encoder = resnet.resnet_v1(
@@ -93,6 +87,19 @@ def forward(hp, images, is_training, bn_ctx, num_classes):
     endpoints = {k: tf.cast(v, tf.float32) for k, v in endpoints.items()}
   hiddens = tf.cast(hiddens, tf.float32)
   proj_out, head_outputs = projection_head(hp, hiddens, is_training, bn_ctx)
+  return hiddens, endpoints, proj_out, head_outputs
+
+
+def forward(hp, images, is_training, bn_ctx, num_classes):
+  """Encoder -> projection head -> supervised head; the named outputs.
+
+  Outputs: the ResNet endpoints (initial_conv, initial_max_pool,
+  block_group1..4, final_avg_pool), proj_head_input, proj_head_output and,
+  when a supervised head exists, logits_sup — fed exactly as in training
+  (ft_proj_selector's head layer in finetune).
+  """
+  hiddens, endpoints, proj_out, head_outputs = embed(hp, images, is_training,
+                                                     bn_ctx)
   if not hp.is_pretrain:
     sup_input = head_outputs[hp.ft_proj_selector]
   elif hp.is_contrastive:

@@ -8,7 +8,10 @@ import tensorflow.compat.v2 as tf2
 import augment
 import checkpoint_restore
 import losses
+from losses import core
+import memory_queue
 import model
+import momentum_encoder
 import nonfinite_guard
 import optimization
 import progress
@@ -114,8 +117,43 @@ def _supervised_loss(hp, logits_sup, label, mask, num_views, local_batch,
   return loss, accuracy
 
 
+def _memory_path(hp, features, views, label, ctx, bn_ctx):
+  """Momentum-encoder embeddings and queue rows (a core.Memory), and the after-step op builder.
+
+  The after-step op updates the EMA weights and pushes the global batch's
+  momentum embeddings; it runs only on applied (finite) steps, after the
+  optimizer, and reads the EMA weights and the queue only after this step's
+  loss has used them.
+  """
+  num_views, local_batch = len(views), int(views[0].shape[0])
+  encoder = momentum_encoder.MomentumEncoder(hp)
+  ema = encoder.embed(tf.concat(views, axis=0), bn_ctx)
+  ema = core.to_float32(tf.stack(tf.split(ema, num_views, axis=0), axis=1))
+  if losses.normalizes_embeddings(hp):
+    ema = core.l2_normalize(ema)
+  current = ctx.all_gather(ema)  # [N, V, D]: every replica pushes the same rows
+  queue = memory_queue.MemoryQueue(hp.memory_rows, int(ema.shape[-1]))
+  pushed = num_views * local_batch * ctx.num_replicas
+  # FNC contrasts with the newest K rows, the current batch's included.
+  bank = queue.read(hp.memory_rows - pushed if hp.objective == 'fnc' else None)
+  ids = features.get('id') if isinstance(features, dict) else None
+  if ids is None:
+    ids = -tf.ones([local_batch], tf.int32)
+  all_labels = ctx.all_gather(tf.cast(tf.reshape(label, [local_batch]), tf.int32))
+  all_ids = ctx.all_gather(tf.cast(tf.reshape(ids, [local_batch]), tf.int32))
+
+  def after_step(apply_op):
+    ema_update = encoder.update_op(after=[apply_op, current])
+    push = queue.push(core.view_major(current), tf.tile(all_labels, [num_views]),
+                      tf.tile(all_ids, [num_views]),
+                      after=[apply_op] + list(bank))
+    return tf.group(ema_update, push)
+
+  return core.Memory(ema, current, bank), after_step
+
+
 def _contrastive_loss(hp, features, proj_out, label, num_views, ctx,
-                      num_train_examples, is_training):
+                      num_train_examples, is_training, memory=None):
   """The --loss objective on the projections, or None when it does not apply."""
   one_view_supcon = hp.objective == 'supcon' and is_training
   if not hp.is_contrastive or (num_views < 2 and not one_view_supcon):
@@ -124,7 +162,8 @@ def _contrastive_loss(hp, features, proj_out, label, num_views, ctx,
   ids = features.get('id') if isinstance(features, dict) else None
   return losses.contrastive_loss(
       hp, embeddings, ctx, labels=label, ids=ids,
-      num_train_examples=num_train_examples, is_training=is_training)
+      num_train_examples=num_train_examples, is_training=is_training,
+      memory=memory)
 
 
 def _predict_spec(outputs, features, local_batch, predict_keys):
@@ -163,8 +202,12 @@ def _injected_fault(steps):
 
 
 def _train_spec(hp, params, ctx, terms, total_loss, variables, update_ops,
-                summaries, model_variables, num_train_examples):
-  """TRAIN: a guarded optimizer step after the BN/loss-state updates, summaries, restore scaffold."""
+                summaries, model_variables, num_train_examples,
+                after_step=None):
+  """TRAIN: a guarded optimizer step after the BN/loss-state updates, summaries, restore scaffold.
+
+  `after_step(apply_op)` (optional) builds ops that run after an applied step.
+  """
   global_step = tf.train.get_or_create_global_step()
   lr = optimization.learning_rate(hp, global_step, num_train_examples)
   optimizer = optimization.get_optimizer(hp, lr)
@@ -175,8 +218,13 @@ def _train_spec(hp, params, ctx, terms, total_loss, variables, update_ops,
   grads_and_vars = [(g, v) for g, v in grads_and_vars if g is not None]
   # Only the apply waits for the BN/SogCLR updates: making every gradient
   # op depend on them multiplies graph-building time on deep trunks.
+
+  def apply():
+    apply_op = optimizer.apply_gradients(grads_and_vars, global_step)
+    return after_step(apply_op) if after_step else apply_op
+
   train_op, term_names = nonfinite_guard.guarded_train_op(
-      lambda: optimizer.apply_gradients(grads_and_vars, global_step),
+      apply,
       terms, [g for g, _ in grads_and_vars], global_step, ctx,
       hp.max_nonfinite_steps, update_ops)
   train_op = tf.group(train_op, progress.record_train_values(terms, lr))
@@ -225,6 +273,10 @@ def build_model_fn(hp, num_classes, num_train_examples, predict_keys=None):
     label, mask = labels['label'], labels['mask']
     logits_sup = outputs.get('logits_sup')
     terms, summaries, update_ops = {}, {}, []
+    memory, after_step = None, None
+    if is_training and hp.uses_memory:
+      memory, after_step = _memory_path(hp, features, views, label, loss_ctx,
+                                        bn_ctx)
     if logits_sup is not None:
       # Every view in training, the eval crop (view 0) at eval.
       terms['supervised_loss'], summaries['train_label_accuracy'] = (
@@ -233,7 +285,7 @@ def build_model_fn(hp, num_classes, num_train_examples, predict_keys=None):
                            num_classes))
     contrast = _contrastive_loss(hp, features, outputs['proj_head_output'],
                                  label, num_views, loss_ctx,
-                                 num_train_examples, is_training)
+                                 num_train_examples, is_training, memory)
     if contrast is not None:
       terms['contrast_loss'] = contrast.loss
       summaries.update(contrast.metrics)
@@ -250,6 +302,6 @@ def build_model_fn(hp, num_classes, num_train_examples, predict_keys=None):
     summaries.update(terms, regularization_loss=reg_loss)
     return _train_spec(hp, params, loss_ctx, dict(terms, regularization_loss=reg_loss),
                        total_loss, variables, update_ops, summaries,
-                       model_variables, num_train_examples)
+                       model_variables, num_train_examples, after_step)
 
   return model_fn

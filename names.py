@@ -10,6 +10,8 @@ SUPERVISED_HEAD = 'head_supervised'
 CONTRASTIVE_HEAD = 'head_contrastive'
 SOGCLR_SCOPE = 'sogclr'  # SogCLR's per-example estimator u (loss state)
 GUARD_SCOPE = 'nonfinite_guard'  # the non-finite guard's counters
+MOMENTUM_SCOPE = 'momentum_encoder'  # the EMA copy of encoder + projection head
+MEMORY_SCOPE = 'memory_queue'  # the FIFO memory of EMA embeddings
 GUARD_COLLECTION = 'nonfinite_guard_variables'
 PROGRESS_SCOPE = 'progress'  # the last step's loss terms and learning rate
 PROGRESS_COLLECTION = 'progress_variables'
@@ -32,15 +34,17 @@ def block_collection(block_index):
 # Optimizer slots (Momentum/LARS, Adam, RMSProp) as one path component.
 OPTIMIZER_SLOT = r'(?:Momentum|Adam(?:_\d+)?|LARS\w*|RMSProp\w*)'
 # Training state that is never a model weight: the step, Adam's beta powers,
-# SogCLR's u, the non-finite guard's counters and every optimizer slot.
-TRAINING_STATE_PATTERN = (r'^(?:global_step$|beta[12]_power$|%s/|%s/)|'
-                          r'(?:^|/)%s(?:/|$)' % (SOGCLR_SCOPE, GUARD_SCOPE,
-                                                 OPTIMIZER_SLOT))
+# SogCLR's u, the non-finite guard's counters, the momentum encoder, the
+# memory queue and every optimizer slot.
+_STATE_SCOPES = '|'.join('%s/' % s for s in (
+    SOGCLR_SCOPE, GUARD_SCOPE, MOMENTUM_SCOPE, MEMORY_SCOPE))
+TRAINING_STATE_PATTERN = (r'^(?:global_step$|beta[12]_power$|%s)|'
+                          r'(?:^|/)%s(?:/|$)' % (_STATE_SCOPES, OPTIMIZER_SLOT))
 # The default --variable_schema: restore every model weight but the
 # supervised head.
 DEFAULT_VARIABLE_SCHEMA = (
-    r'^(?!global_step$|beta[12]_power$|%s/|%s/|%s/|(?:.*/)?%s(?:/|$))'
-    % (SOGCLR_SCOPE, GUARD_SCOPE, SUPERVISED_HEAD, OPTIMIZER_SLOT))
+    r'^(?!global_step$|beta[12]_power$|%s|%s/|(?:.*/)?%s(?:/|$))'
+    % (_STATE_SCOPES, SUPERVISED_HEAD, OPTIMIZER_SLOT))
 
 # Allowed values of the enum flags.
 MODES = ('train', 'eval', 'train_then_eval', 'export', 'preview', 'doctor')
@@ -57,6 +61,8 @@ RPC_KINDS = ('chi', 'nce', 'js', 'nwj', 'dv')
 RPC_NORMALIZERS = ('exact', 'reference')
 FNC_STRATEGIES = ('attraction', 'elimination')
 SOGCLR_STORAGES = ('mean', 'sum')
+EMA_INITS = ('online', 'independent')
+MEMORY_OBJECTIVES = ('nt_xent', 'supcon', 'fnc')
 AUGMENT_ON_DEVICE = ('none', 'color', 'crop_and_color')
 IMAGENET_SUBSETS = ('1pct', '10pct')
 

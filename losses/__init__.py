@@ -9,21 +9,35 @@ from losses import nt_xent as _nt_xent
 from losses import rpc as _rpc
 from losses import sogclr as _sogclr
 from losses import supcon as _supcon
+import names
+
+
+def normalizes_embeddings(hp):
+  """Whether the objective L2-normalises the projections (memory rows must match)."""
+  if hp.objective in ('nt_xent', 'supcon'):
+    return hp.hidden_norm
+  if hp.objective == 'rpc':
+    return hp.rpc_hidden_norm
+  return True
 
 
 def contrastive_loss(hp, embeddings, ctx, labels=None, ids=None,
-                     num_train_examples=None, is_training=True):
+                     num_train_examples=None, is_training=True, memory=None):
   """The objective selected by hp (--loss / --use_labels) on embeddings [B, V, D].
 
   At eval (is_training=False) SogCLR is reported as NT-Xent: its estimator
-  state belongs to the training set and must not be touched.
+  state belongs to the training set and must not be touched.  `memory` (a
+  core.Memory, training only) turns on the memory path of nt_xent, supcon and
+  fnc.
   """
+  if memory is not None and hp.objective not in names.MEMORY_OBJECTIVES:
+    raise ValueError('--loss=%s has no memory path' % hp.objective)
   name = hp.objective
   if name == 'sogclr' and not is_training:
     name = 'nt_xent'
   if name == 'nt_xent':
     return _nt_xent.nt_xent(embeddings, hp.resolved_temperature, ctx,
-                            hidden_norm=hp.hidden_norm)
+                            hidden_norm=hp.hidden_norm, memory=memory)
   if name == 'supcon':
     return _supcon.supcon(
         embeddings, ctx, labels if hp.supcon_uses_labels else None,
@@ -31,7 +45,8 @@ def contrastive_loss(hp, embeddings, ctx, labels=None, ids=None,
         summation=hp.summation, denominator=hp.denominator,
         positives_cap=hp.positives_cap if is_training else -1,
         scale_by_temperature=hp.scale_by_temperature,
-        base_temperature=hp.base_temperature, normalize=hp.hidden_norm)
+        base_temperature=hp.base_temperature, normalize=hp.hidden_norm,
+        memory=memory)
   if name == 'rpc':
     return _rpc.rpc(embeddings, ctx, kind=hp.rpc_kind,
                     temperature=hp.resolved_temperature, alpha=hp.rpc_alpha,
@@ -40,7 +55,7 @@ def contrastive_loss(hp, embeddings, ctx, labels=None, ids=None,
   if name == 'fnc':
     return _fnc.fnc(embeddings, ctx, temperature=hp.resolved_temperature,
                     topk=hp.fnc_topk, threshold=hp.fnc_threshold,
-                    strategy=hp.fnc_strategy)
+                    strategy=hp.fnc_strategy, memory=memory)
   if name == 'sogclr':
     return _sogclr.sogclr(embeddings, ids, ctx, num_train_examples,
                           temperature=hp.resolved_temperature, gamma=hp.sogclr_gamma,

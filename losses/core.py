@@ -4,6 +4,9 @@ Layout used by every objective (view-major, as SupCon):
   anchors    [V_a * B, D]: local rows, row a = v * B + i (V_a = V, or 1 for 'one')
   candidates [V * N, D]:   gathered rows, column c = u * N + j (N = R * B)
 Local sample i of replica r is global sample g(i) = r * B + i.
+With a memory queue, K stored rows (stop-gradient, from earlier steps) follow
+the gathered ones: columns V * N .. V * N + K - 1, sample and view -1, and a
+`candidate_valid` mask that drops rows not yet filled.
 """
 
 import collections
@@ -22,7 +25,16 @@ LossOutput = collections.namedtuple(
 Pairs = collections.namedtuple('Pairs', [
     'logits', 'is_self', 'same_sample', 'anchor_sample', 'candidate_sample',
     'anchor_view', 'candidate_view', 'num_anchor_views', 'num_views',
-    'local_batch', 'global_batch', 'anchors', 'candidates'])
+    'local_batch', 'global_batch', 'anchors', 'candidates',
+    'candidate_valid'])
+
+# Stored rows of a memory queue: embeddings [K, D] (normalised as the objective
+# needs), labels [K], example ids [K], valid [K] bool (False: not yet filled).
+Bank = collections.namedtuple('Bank', ['embeddings', 'labels', 'ids', 'valid'])
+# The memory path's stop-gradient inputs: the momentum encoder's embeddings of
+# the local batch `local` [B, V, D] and of the global batch `current`
+# [N, V, D], and the queue rows `bank` (a Bank) the objective contrasts with.
+Memory = collections.namedtuple('Memory', ['local', 'current', 'bank'])
 
 
 def to_float32(x):
@@ -55,11 +67,12 @@ def view_major(x):
 
 
 def build_pairs(embeddings, ctx, temperature, anchor_views='all',
-                normalize=True, gathered=None):
+                normalize=True, gathered=None, bank=None):
   """Anchors x gathered candidates logits and the structural masks (fp32).
 
   `embeddings` [B, V, D] local; `gathered` optionally the already gathered
-  [N, V, D] (it is computed with ctx.all_gather otherwise).
+  [N, V, D] (it is computed with ctx.all_gather otherwise); `bank` optional
+  stored rows (a Bank) appended after the gathered candidates.
   """
   emb = to_float32(embeddings)
   if normalize:
@@ -71,18 +84,37 @@ def build_pairs(embeddings, ctx, temperature, anchor_views='all',
   num_anchor_views = num_views if anchor_views == 'all' else 1
   anchors = view_major(emb[:, :num_anchor_views])
   candidates = view_major(gathered)
+  if bank is not None:
+    candidates = tf.concat([candidates, to_float32(bank.embeddings)], axis=0)
   logits = tf.matmul(anchors, candidates, transpose_b=True) / temperature
   offset = ctx.global_offset(local_batch)
   anchor_sample = tf.tile(offset + tf.range(local_batch), [num_anchor_views])
   anchor_view = tf.repeat(tf.range(num_anchor_views), local_batch)
   candidate_sample = tf.tile(tf.range(global_batch), [num_views])
   candidate_view = tf.repeat(tf.range(num_views), global_batch)
+  candidate_valid = None
+  if bank is not None:
+    no_row = -tf.ones_like(bank.valid, tf.int32)
+    candidate_sample = tf.concat([candidate_sample, no_row], axis=0)
+    candidate_view = tf.concat([candidate_view, no_row], axis=0)
+    candidate_valid = tf.concat(
+        [tf.ones([num_views * global_batch], tf.bool),
+         tf.cast(bank.valid, tf.bool)], axis=0)
   same_sample = tf.equal(anchor_sample[:, None], candidate_sample[None, :])
   same_view = tf.equal(anchor_view[:, None], candidate_view[None, :])
   is_self = tf.logical_and(same_sample, same_view)
   return Pairs(logits, is_self, same_sample, anchor_sample, candidate_sample,
                anchor_view, candidate_view, num_anchor_views, num_views,
-               local_batch, global_batch, anchors, candidates)
+               local_batch, global_batch, anchors, candidates,
+               candidate_valid)
+
+
+def bank_fill(pairs):
+  """Fraction of the memory rows that are filled (a metric)."""
+  n = pairs.num_views * pairs.global_batch
+  if int(pairs.candidate_valid.shape[0]) == n:
+    return tf.constant(1.0)
+  return tf.reduce_mean(tf.cast(pairs.candidate_valid[n:], tf.float32))
 
 
 def masked_logsumexp(logits, mask, axis=-1):
@@ -159,6 +191,9 @@ def info_nce(pairs, positive, excluded=None, denominator='all',
   logits = pairs.logits
   dropped = pairs.is_self if excluded is None else tf.logical_or(
       pairs.is_self, excluded)
+  if pairs.candidate_valid is not None:  # memory rows not yet filled
+    dropped = tf.logical_or(dropped,
+                            tf.logical_not(pairs.candidate_valid)[None, :])
   positive = tf.logical_and(positive, tf.logical_not(dropped))
   negative = tf.logical_not(tf.logical_or(positive, dropped))
   if denominator == 'all':
