@@ -66,3 +66,9 @@ class MemoryQueue(object):
                                            axis=0))
                  for variable, fresh, kept in zip(self.variables, new, old)]
     return tf.group(*updates)
+
+  def push_views(self, current, all_labels, all_ids, after=()):
+    """Op: pushes the global batch's V views `current` [N, V, D] (view-major rows), labels and ids [N]."""
+    num_views = int(current.shape[1])
+    return self.push(core.view_major(current), tf.tile(all_labels, [num_views]),
+                     tf.tile(all_ids, [num_views]), after)

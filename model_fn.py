@@ -144,9 +144,8 @@ def _memory_path(hp, features, views, label, ctx, bn_ctx):
 
   def after_step(apply_op):
     ema_update = encoder.update_op(after=[apply_op, current])
-    push = queue.push(core.view_major(current), tf.tile(all_labels, [num_views]),
-                      tf.tile(all_ids, [num_views]),
-                      after=[apply_op] + list(bank))
+    push = queue.push_views(current, all_labels, all_ids,
+                            after=[apply_op] + list(bank))
     return tf.group(ema_update, push)
 
   return core.Memory(ema, current, bank), after_step
