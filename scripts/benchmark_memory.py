@@ -12,10 +12,11 @@ Part 2 (real data) pretrains through run.py --mode=train_then_eval with the
 model of scripts/fashion_mnist_demo.sh (ResNet-18 at half width, 32 px,
 batch 32) for the same steps and seed: SimCLR in-batch vs SimCLR with the
 memory queue, FNC in-batch vs FNC with the memory queue, and reads the kNN and
-linear-probe accuracy from each run's result.json.  Usage:
+linear-probe accuracy from each run's result.json (no Hub/SavedModel export,
+to keep each run near 4 minutes on 2 CPU cores).  Usage:
 
-  .venv/bin/python scripts/benchmark_memory.py --part=1 --p1_steps=6
-  .venv/bin/python scripts/benchmark_memory.py --part=2 --p2_steps=150 \
+  .venv/bin/python scripts/benchmark_memory.py --part=1 --p1_steps=8
+  .venv/bin/python scripts/benchmark_memory.py --part=2 --p2_steps=50 \
       --out=runs/bench_memory
 """
 
@@ -127,7 +128,8 @@ def pretrain_and_eval(args, loss, memory_multiplier, model_dir):
          '--color_jitter_strength=0.5', '--use_blur=False',
          '--knn_bank_size=5000', '--linear_probe_steps=300',
          '--log_every_steps=25', '--checkpoint_steps=%d' % args.p2_steps,
-         '--train_summary_steps=10', '--seed=%d' % args.seed,
+         '--train_summary_steps=10', '--keep_hub_module_max=0',
+         '--seed=%d' % args.seed,
          '--loss=' + loss, '--memory_multiplier=%d' % memory_multiplier,
          '--model_dir=' + model_dir]
   if loss == 'fnc':
@@ -184,7 +186,7 @@ def main():
   parser.add_argument('--part', default='1,2', help='1, 2 or 1,2.')
   parser.add_argument('--memory_multiplier', type=int, default=16)
   parser.add_argument('--seed', type=int, default=1)
-  parser.add_argument('--p1_steps', type=int, default=6,
+  parser.add_argument('--p1_steps', type=int, default=8,
                       help='Part 1: timed steps per measurement.')
   parser.add_argument('--p1_warmup', type=int, default=3,
                       help='Part 1: steps dropped before timing.')
@@ -194,7 +196,7 @@ def main():
                       help='Part 1: r18 (32 px), r50 (224 px) or both.')
   parser.add_argument('--r18_batch', type=int, default=16)
   parser.add_argument('--r50_batch', type=int, default=8)
-  parser.add_argument('--p2_steps', type=int, default=150,
+  parser.add_argument('--p2_steps', type=int, default=50,
                       help='Part 2: pretraining steps of every run.')
   parser.add_argument('--p2_batch', type=int, default=32)
   parser.add_argument('--p2_losses', default='nt_xent,fnc')

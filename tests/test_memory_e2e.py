@@ -80,7 +80,8 @@ def test_every_memory_objective_pretrains_and_evaluates(tmp_path, flags):
 def test_fnc_memory_ema_and_queue_are_exact_across_steps_and_export(tmp_path):
   model_dir = str(tmp_path / 'm')
   proc = run_py([f for f in TINY if 'keep_hub' not in f] + FNC + [
-      '--mode=train_then_eval', '--train_steps=3', '--checkpoint_steps=1',
+      '--mode=train_then_eval', '--train_steps=4', '--checkpoint_steps=1',
+      '--inject_nonfinite_steps=2',
       '--keep_checkpoint_max=10', '--keep_hub_module_max=1',
       '--model_dir=' + model_dir])
   assert proc.returncode == 0, proc.stderr[-3000:]
@@ -90,11 +91,15 @@ def test_fnc_memory_ema_and_queue_are_exact_across_steps_and_export(tmp_path):
         start.get_tensor(key),
         start.get_tensor(key[len(names.MOMENTUM_SCOPE) + 1:]))
   assert not queue(start)['filled'].any()
-  for step in (1, 2, 3):
+  for step in (1, 2, 4):
     assert_ema_step(reader(model_dir, step - 1), reader(model_dir, step), 0.9)
     assert_queue_step(queue(reader(model_dir, step - 1)),
                       queue(reader(model_dir, step)))
   assert queue(reader(model_dir, 2))['filled'].all()
+  skipped, kept = reader(model_dir, 3), reader(model_dir, 2)  # step 2 was NaN
+  for key in momentum_names(kept) + ['%s/ids' % names.MEMORY_SCOPE,
+                                     '%s/embeddings' % names.MEMORY_SCOPE]:
+    np.testing.assert_array_equal(skipped.get_tensor(key), kept.get_tensor(key))
   assert os.listdir(os.path.join(model_dir, HUB_DIR))  # exported from it
 
 
