@@ -1,7 +1,5 @@
 """The memory path through run.py: every objective trains, the EMA and the queue are exact in checkpoints and survive kill -9."""
 
-import json
-import math
 import os
 
 import numpy as np
@@ -11,6 +9,7 @@ from export import HUB_DIR
 import names
 from tests.test_run_e2e import TINY
 from tests.test_run_e2e import kill_after_checkpoint
+from tests.test_run_e2e import pretrain_and_evaluate_two_steps
 from tests.test_run_e2e import run_py
 
 pytestmark = pytest.mark.slow  # runs run.py in subprocesses
@@ -65,12 +64,7 @@ def assert_queue_step(before, after):
 ])
 def test_every_memory_objective_pretrains_and_evaluates(tmp_path, flags):
   model_dir = str(tmp_path / 'm')
-  proc = run_py(TINY + flags + ['--mode=train_then_eval', '--train_steps=2',
-                                '--model_dir=' + model_dir])
-  assert proc.returncode == 0, proc.stderr[-3000:]
-  result = json.load(open(os.path.join(model_dir, 'result.json')))
-  assert result['global_step'] == 2
-  assert all(math.isfinite(v) for v in result.values() if isinstance(v, float))
+  pretrain_and_evaluate_two_steps(flags, model_dir)
   ckpt = reader(model_dir, 2)
   stored = [k for k in ckpt.get_variable_to_shape_map()
             if k.startswith((names.MOMENTUM_SCOPE, names.MEMORY_SCOPE))]

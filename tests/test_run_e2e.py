@@ -211,9 +211,13 @@ def test_fashion_mnist_pretrain_then_eval(tmp_path):
     ['--loss=sogclr', '--sogclr_gamma=0.9'],
 ])
 def test_every_objective_pretrains_and_evaluates(tmp_path, loss_flags):
-  model_dir = str(tmp_path / 'm')
-  proc = run_py(TINY + loss_flags + ['--mode=train_then_eval', '--train_steps=2',
-                                     '--model_dir=' + model_dir])
+  pretrain_and_evaluate_two_steps(loss_flags, str(tmp_path / 'm'))
+
+
+def pretrain_and_evaluate_two_steps(flags, model_dir):
+  """run.py train_then_eval for 2 TINY steps with `flags`; checks the result is finite."""
+  proc = run_py(TINY + flags + ['--mode=train_then_eval', '--train_steps=2',
+                                '--model_dir=' + model_dir])
   assert proc.returncode == 0, proc.stderr[-3000:]
   result = json.load(open(os.path.join(model_dir, 'result.json')))
   assert result['global_step'] == 2
