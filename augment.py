@@ -68,6 +68,11 @@ def _batch_shape_with(batch_shape, suffix):
 
 def resize_bicubic(images, size):
   """Bicubic resize of [H, W, C] or [B, H, W, C] to size x size, clipped."""
+  return resize_bicubic_to(images, size, size)
+
+
+def resize_bicubic_to(images, height, width):
+  """Bicubic resize of [H, W, C] or [B, H, W, C] to height x width, clipped."""
   # Half-pixel centres select the Keys a=-0.5 kernel: the same result as TF2's
   # tf.image.resize(method=BICUBIC).  Bicubic overshoots, hence the clip.
   # Integer images are resized as they are and scaled after: the resize is
@@ -75,7 +80,9 @@ def resize_bicubic(images, size):
   single = images.shape.ndims == 3
   if single:
     images = images[tf.newaxis]
-  out = tf.image.resize_bicubic(_resizable(images), [size, size],
+  target = ([height, width] if all(isinstance(d, int) for d in (height, width))
+            else tf.stack([height, width]))
+  out = tf.image.resize_bicubic(_resizable(images), target,
                                 half_pixel_centers=True)
   out = _clip(out * _to_unit_scale(images.dtype))
   return out[0] if single else out
@@ -104,9 +111,13 @@ def sample_crop_window(image_shape, area_range=CROP_AREA_RANGE,
   whole_image = tf.constant([0., 0., 1., 1.], tf.float32, shape=[1, 1, 4])
   # min_object_covered refers to the whole-image box, so it also bounds the
   # crop area from below (0.1 > 0.08), as in the reference.
-  begin, size, _ = tf.image.sample_distorted_bounding_box(
+  # The stateless op, seeded from the graph-level seed: the stateful one
+  # ignores tf.set_random_seed, so --seed would not fix the crops.
+  seed = tf.random.uniform([2], maxval=2**31 - 1, dtype=tf.int32)
+  begin, size, _ = tf.compat.v2.image.stateless_sample_distorted_bounding_box(
       tf.cast(image_shape, tf.int32),
       bounding_boxes=whole_image,
+      seed=seed,
       min_object_covered=min_object_covered,
       aspect_ratio_range=aspect_ratio_range,
       area_range=area_range,
@@ -453,13 +464,59 @@ def preprocess_for_train(image, size, color_jitter_strength=1.0, crop=True,
   return _clip(image)
 
 
-def preprocess_for_eval(image, size, crop=True):
-  """Eval view: centre crop (when size > 32 and crop), bicubic resize."""
+def eval_crop_fraction(size, crop_padding=None):
+  """Fraction of the shorter side an eval crop keeps: size / (size + padding), or SimCLR's 0.875."""
+  if crop_padding is None:
+    return EVAL_CROP_PROPORTION
+  return size / float(size + crop_padding)
+
+
+def resize_then_crop(image, size, fraction):
+  """Shorter side resized to size / fraction (aspect kept), then a centred size x size crop."""
+  shape = tf.cast(tf.shape(image)[:2], tf.float32)
+  scale = (size / fraction) / tf.reduce_min(shape)
+  target = tf.maximum(tf.cast(tf.floor(shape * scale), tf.int32), size)
+  image = resize_bicubic_to(image, target[0], target[1])
+  offset = (target - size + 1) // 2
+  return tf.slice(image, tf.stack([offset[0], offset[1], 0]), [size, size, 3])
+
+
+def crop_then_distort(image, size, fraction):
+  """A centred crop of `fraction` of each side (aspect kept), resized to a square."""
+  return resize_bicubic(tf.image.central_crop(image, fraction), size)
+
+
+def exact_size(image, size):
+  """The image itself, which must already be size x size (eval_crop_method=identity)."""
+  message = ('--eval_crop_method=identity needs every eval image to be exactly '
+             '--image_size=%d square; use crop_then_resize or '
+             'resize_then_crop' % size)
+  static = image.shape[:2].as_list()
+  if None not in static and static != [size, size]:
+    raise ValueError('%s (got %s).' % (message, static))
+  check = tf.debugging.assert_equal(tf.shape(image)[:2],
+                                    tf.constant([size, size]), message=message)
+  with tf.control_dependencies([check]):
+    return to_float(image)
+
+
+def preprocess_for_eval(image, size, crop=True, method='crop_then_resize',
+                        crop_padding=None):
+  """Eval view by SupCon's eval_crop_method; crop_padding None is SimCLR's (no crop at <= 32 px)."""
   image = _as_rgb_image(image)
-  if crop and size > EVAL_NO_CROP_MAX_SIZE:
-    image = center_crop(image, size)
-  else:
+  fraction = eval_crop_fraction(size, crop_padding)
+  if crop_padding is None and size <= EVAL_NO_CROP_MAX_SIZE:
+    crop = False
+  if method == 'identity':
+    image = exact_size(image, size)
+  elif not crop:
     image = _resize_if_needed(image, size)
+  elif method == 'resize_then_crop':
+    image = resize_then_crop(image, size, fraction)
+  elif method == 'crop_then_distort':
+    image = crop_then_distort(image, size, fraction)
+  else:
+    image = center_crop(image, size, fraction)
   image = tf.reshape(image, [size, size, 3])
   return _clip(image)
 
@@ -516,11 +573,12 @@ def fit_to_canvas(image, canvas_size):
   return tf.cond(longest > canvas_size, shrink, lambda: image)
 
 
-def sample_crop_boxes(image_shape, num_views, canvas_size):
+def sample_crop_boxes(image_shape, num_views, canvas_size,
+                      area_range=CROP_AREA_RANGE):
   """Host: one random-resized-crop window per view, [y0, x0, y1, x1] as fractions of the canvas; [V, 4]."""
   boxes = []
   for _ in range(num_views):
-    begin, size = sample_crop_window(image_shape)
+    begin, size = sample_crop_window(image_shape, area_range)
     start = tf.cast(begin[:2], tf.float32)
     stop = start + tf.cast(size[:2], tf.float32)
     boxes.append(tf.concat([start, stop], axis=0) / float(canvas_size))
@@ -606,14 +664,15 @@ def sample_flips(batch_size):
 
 
 def device_train_views(views, size, color_distort=True,
-                       color_jitter_strength=1.0, blur=True, sources=None,
+                       color_jitter_strength=1.0,
+                       blur_probability=BLUR_PROBABILITY, sources=None,
                        crop_boxes=None, source_extents=None):
   """Device: finishes a list of V view batches [B, size, size, 3] (the model_fn part).
 
   With `sources` [B, S0, S1, 3], `crop_boxes` [B, V, 4] and optionally
   `source_extents` [B, 2] (crop_and_color) the views are first cut from the
   sources (`views` is ignored); then colour distortion when `color_distort`
-  and the blur when `blur`.
+  and the blur with probability `blur_probability` (0: none).
   """
   if sources is not None:
     batch = tf.compat.dimension_value(sources.shape[0]) or tf.shape(sources)[0]
@@ -625,7 +684,7 @@ def device_train_views(views, size, color_distort=True,
     view = to_float(view)
     if color_distort:
       view = batch_random_color_distortion(view, color_jitter_strength)
-    if blur:
-      view = batch_random_blur(view, size)
+    if blur_probability > 0:
+      view = batch_random_blur(view, size, blur_probability)
     out.append(view)
   return out

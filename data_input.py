@@ -23,6 +23,7 @@ import numpy as np
 import tensorflow.compat.v1 as tf
 
 import augment
+import augment_policies
 import imagenet_subsets
 from imagenet_subsets import split_index
 import names
@@ -407,19 +408,20 @@ def image_features(hp, image, is_training):
     return {'image': image,
             'crop_boxes': augment.sample_crop_boxes(shape,
                                                     hp.views_per_example,
-                                                    canvas),
+                                                    canvas,
+                                                    hp.crop_area_range),
             'image_extent': augment.canvas_extent(shape, canvas)}
 
   def train_view():
-    return augment.preprocess_image(
-        image, hp.image_size, is_training=True,
-        color_distort=hp.is_pretrain and on_device == 'none',
-        color_jitter_strength=hp.color_jitter_strength)
+    return augment_policies.train_view(
+        image, hp, device_colors=is_training and hp.color_on_device)
 
   if is_training:
     views = [train_view() for _ in range(hp.views_per_example)]
   else:
-    views = [augment.preprocess_image(image, hp.image_size, is_training=False)]
+    views = [augment.preprocess_for_eval(image, hp.image_size,
+                                         method=hp.eval_crop_method,
+                                         crop_padding=hp.crop_padding)]
     if hp.is_contrastive and hp.eval_contrastive:
       views.append(train_view())
   return {'image': tf.concat(views, axis=-1)}

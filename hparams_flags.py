@@ -13,19 +13,35 @@ from absl import flags
 
 import imagenet_subsets
 import names
-from names import (AUGMENT_ON_DEVICE, CONTRAST_MODES, DATASETS,  # pylint: disable=g-multiple-import
+from names import (AUGMENT_ON_DEVICE, AUGMENTATION_TYPES,  # pylint: disable=g-multiple-import
+                   CONTRAST_MODES, DATASETS,
                    DATASETS_NEEDING_DATA_DIR, DENOMINATORS, EMA_INITS,
-                   FNC_STRATEGIES, MEMORY_OBJECTIVES,
-                   IMAGENET_SUBSETS, LOSSES, LR_SCALINGS, MODES, OPTIMIZERS,
+                   EVAL_CROP_METHODS, FNC_STRATEGIES, MEMORY_OBJECTIVES,
+                   IMAGENET_SUBSETS, LOSSES, LR_SCALINGS, LR_SCHEDULES, MODES,
+                   OPTIMIZERS,
                    PROJ_HEAD_MODES, RESNET_DEPTHS, RPC_KINDS, RPC_NORMALIZERS,
                    SOGCLR_STORAGES, SUMMATIONS, TRAIN_MODES)
 
 DEFAULT_TEMPERATURE = 0.1
+# RandAugment magnitude (0-10 scale) inside stacked RandAugment: SupCon calls
+# Model Garden's RandAugment() (magnitude 10); FNC's --use_randaugment uses 7.
+STACKED_RANDAUGMENT_MAGNITUDE = 10.
+FNC_RANDAUGMENT_MAGNITUDE = 7.
+# The augmentation types that run SimCLR's colour stage (and so take the
+# PyTorch jitter, the warp and the blur), as in SupCon.
+SIMCLR_STYLE_AUGMENTATIONS = ('simclr', 'stacked_randaugment')
 RPC_DEFAULT_TEMPERATURE = 32.0  # RPC's ImageNet value; features are not normalised
 
 
 class HParamsError(ValueError):
   """A flag value or combination of flag values is invalid."""
+
+
+def _define_enum_any_case(name, default, values, help_text, fv):
+  """An enum flag that also takes upper-case values (SupCon writes AUTOAUGMENT)."""
+  flags.DEFINE(flags.EnumParser(values, case_sensitive=False), name, default,
+               '%s <%s>' % (help_text, '|'.join(values)),
+               serializer=flags.ArgumentSerializer(), flag_values=fv)
 
 
 def define_flags(fv=flags.FLAGS):
@@ -183,8 +199,28 @@ def define_flags(fv=flags.FLAGS):
                     'linear: lr * batch / 256; sqrt: lr * sqrt(batch).', **d)
   flags.DEFINE_float('warmup_epochs', 10, 'Linear warmup epochs.', **d)
   flags.DEFINE_float('weight_decay', 1e-6, 'L2 weight decay.', **d)
-  flags.DEFINE_enum('optimizer', 'lars', OPTIMIZERS, 'Optimizer.', **d)
-  flags.DEFINE_float('momentum', 0.9, 'Momentum (lars, momentum).', **d)
+  flags.DEFINE_enum('optimizer', 'lars', OPTIMIZERS, 'Optimizer: lars, '
+                    'momentum (Nesterov, as SimCLR), nesterov (the same), '
+                    'adam, or rmsprop (decay 0.9, --momentum, '
+                    '--rmsprop_epsilon; SupCon\'s).', **d)
+  flags.DEFINE_float('momentum', 0.9, 'Momentum (lars, momentum, nesterov, '
+                     'rmsprop).', **d)
+  flags.DEFINE_float('rmsprop_epsilon', 1.0, 'RMSProp epsilon (SupCon: 1.0 '
+                     'for pretraining, 0.001 for its linear-eval stage).', **d)
+  flags.DEFINE_enum('learning_rate_schedule', 'cosine', LR_SCHEDULES,
+                    'Learning-rate decay after the linear warmup: cosine (to '
+                    '0 at the last step), exponential (x --decay_rate every '
+                    '--epochs_per_decay epochs, staircase), piecewise (x '
+                    '--decay_rate after each of --decay_boundary_epochs) or '
+                    'constant. Decay epochs count from the end of the warmup, '
+                    'as in SupCon.', **d)
+  flags.DEFINE_float('decay_rate', 0.1, 'Decay factor of the exponential and '
+                     'piecewise schedules.', **d)
+  flags.DEFINE_float('epochs_per_decay', 2.4, 'Epochs between two decays of '
+                     'the exponential schedule.', **d)
+  flags.DEFINE_list('decay_boundary_epochs', ['30', '60', '80', '90'],
+                    'Epochs (after the warmup) at which the piecewise '
+                    'schedule multiplies the rate by --decay_rate.', **d)
   # Objective.
   flags.DEFINE_float('temperature', None, 'Temperature tau dividing the '
                      'similarities. Default: %g, or %g for --loss=rpc (RPC '
@@ -223,8 +259,58 @@ def define_flags(fv=flags.FLAGS):
                        'CIFAR stem and disables eval crops).', **d)
   flags.DEFINE_float('color_jitter_strength', 1.0, 'Colour jitter strength s.',
                      **d)
-  flags.DEFINE_bool('use_blur', True, 'Gaussian blur (p=0.5) in pretraining.',
-                    **d)
+  flags.DEFINE_bool('use_blur', True, 'Gaussian blur in pretraining (with '
+                    'probability --blur_probability; simclr and '
+                    'stacked_randaugment only, as in SupCon).', **d)
+  # Augmentation policies: SupCon's and FNC's flags, with their meanings.
+  _define_enum_any_case(
+      'augmentation_type', 'simclr', AUGMENTATION_TYPES,
+      'Training augmentation after the random crop and flip: simclr (colour '
+      'jitter, grayscale, blur), autoaugment (AutoAugment v0), randaugment '
+      '(RandAugment, 2 layers, magnitude --augmentation_magnitude), '
+      'stacked_randaugment (colour jitter, RandAugment(2, 10), grayscale, '
+      'blur) or identity. autoaugment and the RandAugment types use TF Model '
+      'Garden (pip install tf-models-official==2.15.0, or the package\'s '
+      '[augment] extra) and run per image on the host, also with '
+      '--augment_on_device=color (only the blur moves). Non-simclr types '
+      'also augment fine-tuning, as in SupCon.', fv)
+  flags.DEFINE_float('augmentation_magnitude', None, 'SupCon\'s augmentation '
+                     'strength: the jitter strength s of simclr and '
+                     'stacked_randaugment (overrides --color_jitter_strength), '
+                     'RandAugment\'s magnitude (0-10) for randaugment. <= 0 '
+                     'turns everything after crop and flip off, blur included '
+                     '(SupCon\'s rule). Unset: --color_jitter_strength.', **d)
+  flags.DEFINE_bool('use_randaugment', False, 'FNC\'s flag: every view gets '
+                    'RandAugment(2 layers, magnitude 7) between the colour '
+                    'jitter and the grayscale (stacked_randaugment at FNC\'s '
+                    'magnitude).', **d)
+  flags.DEFINE_bool('use_pytorch_color_jitter', False, 'torchvision\'s '
+                    'ColorJitter (contrast and saturation blend towards '
+                    'grayscale) instead of SimCLR\'s; needs 0.2 s <= 0.5. '
+                    'Host only.', **d)
+  flags.DEFINE_float('warp_probability', 0.0, 'Probability of a random '
+                     'sparse image warp (2x2 control points moved by N(0, 1) '
+                     '* U[0, 23] px; tensorflow-addons) after the grayscale. '
+                     'Host only.', **d)
+  flags.DEFINE_list('crop_area_range', ['0.08', '1.0'], 'Area range of the '
+                    'random resized crop, as fractions of the image.', **d)
+  flags.DEFINE_float('blur_probability', 0.5, 'Probability that a view is '
+                     'blurred (0 turns the blur off).', **d)
+  flags.DEFINE_bool('defer_blurring', True, 'Blur whole batches in model_fn '
+                    '(one sigma per batch, as SimCLR); False blurs each image '
+                    'in the input pipeline with its own sigma (SupCon\'s '
+                    'host path).', **d)
+  _define_enum_any_case(
+      'eval_crop_method', 'crop_then_resize', EVAL_CROP_METHODS,
+      'Eval crop (SupCon\'s): crop_then_resize (a centred square of '
+      'fraction f of the shorter side, resized), resize_then_crop (shorter '
+      'side resized to size / f, centre crop), crop_then_distort (a centred '
+      'f crop keeping the aspect ratio, resized to a square) or identity '
+      '(images must already be image_size square). f = image_size / '
+      '(image_size + --crop_padding).', fv)
+  flags.DEFINE_integer('crop_padding', None, 'Eval crop padding (SupCon: 32). '
+                       'Unset: SimCLR\'s f = 0.875, and no crop at all at <= '
+                       '32 px.', **d)
   flags.DEFINE_bool('lineareval_while_pretraining', True, 'Train a linear '
                     'head on stop-gradient features while pretraining.', **d)
   # Fine-tuning.
@@ -367,6 +453,11 @@ class HParams:
   weight_decay: float
   optimizer: str
   momentum: float
+  rmsprop_epsilon: float
+  learning_rate_schedule: str
+  decay_rate: float
+  epochs_per_decay: float
+  decay_boundary_epochs: tuple
   temperature: float  # None: resolved_temperature
   hidden_norm: bool
   proj_head_mode: str
@@ -383,6 +474,16 @@ class HParams:
   image_size: int
   color_jitter_strength: float
   use_blur: bool
+  augmentation_type: str
+  augmentation_magnitude: float  # None: color_jitter_strength
+  use_randaugment: bool
+  use_pytorch_color_jitter: bool
+  warp_probability: float
+  crop_area_range: tuple
+  blur_probability: float
+  defer_blurring: bool
+  eval_crop_method: str
+  crop_padding: int  # None: SimCLR's eval crop
   lineareval_while_pretraining: bool
   checkpoint: str
   variable_schema: str
@@ -468,6 +569,62 @@ class HParams:
     return self.memory_size or self.memory_multiplier * self.train_batch_size
 
   @property
+  def augmentation_strength(self):
+    """SupCon's augmentation_magnitude, or --color_jitter_strength when unset."""
+    if self.augmentation_magnitude is not None:
+      return self.augmentation_magnitude
+    return self.color_jitter_strength
+
+  @property
+  def augmentation_disabled(self):
+    """SupCon's rule: --augmentation_magnitude <= 0 leaves only crop and flip."""
+    # Only SupCon's flag has this meaning: SimCLR's --color_jitter_strength=0
+    # keeps its grayscale and blur.
+    return (self.augmentation_magnitude is not None and
+            self.augmentation_magnitude <= 0)
+
+  @property
+  def view_augmentation(self):
+    """The augmentation type, with FNC's --use_randaugment resolved."""
+    if self.use_randaugment:
+      return 'stacked_randaugment'
+    return self.augmentation_type
+
+  @property
+  def randaugment_magnitude(self):
+    """RandAugment's magnitude (0-10) in randaugment / stacked_randaugment."""
+    if self.view_augmentation == 'randaugment':
+      return self.augmentation_strength
+    if self.use_randaugment:
+      return FNC_RANDAUGMENT_MAGNITUDE
+    return STACKED_RANDAUGMENT_MAGNITUDE
+
+  @property
+  def uses_model_garden(self):
+    """Whether the training views need TF Model Garden's augment ops."""
+    return (self.view_augmentation in ('autoaugment', 'randaugment',
+                                       'stacked_randaugment') and
+            not self.augmentation_disabled)
+
+  @property
+  def view_blur_probability(self):
+    """Probability that a pretraining view is blurred (0: no blur)."""
+    if not (self.is_pretrain and self.use_blur and
+            self.view_augmentation in SIMCLR_STYLE_AUGMENTATIONS and
+            not self.augmentation_disabled):
+      return 0.
+    return self.blur_probability
+
+  @property
+  def color_on_device(self):
+    """Whether --augment_on_device also moves the colour stage to the device."""
+    # Only SimCLR's own jitter has batched device ops; every other policy
+    # stays on the host, and then only the blur moves.
+    return (self.augment_on_device != 'none' and
+            self.view_augmentation == 'simclr' and
+            not self.use_pytorch_color_jitter and self.warp_probability == 0)
+
+  @property
   def resolved_temperature(self):
     """--temperature, with the objective's default filled in."""
     if self.temperature is not None:
@@ -492,6 +649,8 @@ def hparams_from_flags(fv=flags.FLAGS):
   """Builds the frozen HParams from parsed flags."""
   values = {name: fv[name].value for name in _field_names()}
   values['allow_flag_changes'] = tuple(values['allow_flag_changes'] or ())
+  for name in ('crop_area_range', 'decay_boundary_epochs'):
+    values[name] = _float_tuple(name, values[name])
   try:
     values['inject_nonfinite_steps'] = tuple(
         int(v) for v in values['inject_nonfinite_steps'] or ())
@@ -499,6 +658,14 @@ def hparams_from_flags(fv=flags.FLAGS):
     raise HParamsError('--inject_nonfinite_steps: %r is not a list of '
                        'integers.' % values['inject_nonfinite_steps'])
   return HParams(**values)
+
+
+def _float_tuple(name, items):
+  try:
+    return tuple(float(v) for v in items or ())
+  except ValueError:
+    raise HParamsError('--%s: %r is not a comma-separated list of numbers.'
+                       % (name, ','.join(items)))
 
 
 def default_hparams(**overrides):
@@ -616,6 +783,8 @@ def validate(hp, num_replicas=1):
   _require(hp.fnc_topk >= 1, 'fnc_topk', 'must be >= 1.')
   _require(0 < hp.sogclr_gamma <= 1, 'sogclr_gamma', 'must be in (0, 1].')
   _validate_memory(hp)
+  _validate_augmentation(hp)
+  _validate_schedule(hp)
   if hp.objective == 'rpc' and hp.rpc_kind == 'chi':
     _require(hp.rpc_beta > 0 and hp.rpc_gamma > 0, 'rpc_beta',
              'RPC (chi) is only bounded with --rpc_beta > 0 and --rpc_gamma > '
@@ -662,6 +831,60 @@ def validate(hp, num_replicas=1):
     _require(bool(hp.tpu_name or hp.master), 'tpu_name',
              'is required with --use_tpu=True (or pass --master, or run with '
              '--use_tpu=False on CPU/GPU).')
+
+
+def _validate_augmentation(hp):
+  """The augmentation-policy and eval-crop flags."""
+  _check_enum(hp, 'augmentation_type', AUGMENTATION_TYPES)
+  _check_enum(hp, 'eval_crop_method', EVAL_CROP_METHODS)
+  low_high = hp.crop_area_range
+  _require(len(low_high) == 2 and 0 < low_high[0] <= low_high[1] <= 1,
+           'crop_area_range', 'must be two fractions 0 < low <= high <= 1 '
+           '(e.g. 0.08,1.0), got %s.' % (low_high,))
+  for name in ('warp_probability', 'blur_probability'):
+    _require(0 <= getattr(hp, name) <= 1, name, 'must be in [0, 1].')
+  _require(hp.crop_padding is None or hp.crop_padding >= 0, 'crop_padding',
+           'must be >= 0.')
+  simclr_style = hp.view_augmentation in SIMCLR_STYLE_AUGMENTATIONS
+  _require(not hp.use_randaugment or hp.augmentation_type in
+           SIMCLR_STYLE_AUGMENTATIONS, 'use_randaugment',
+           'adds RandAugment to SimCLR\'s views; it does not combine with '
+           '--augmentation_type=%s.' % hp.augmentation_type)
+  for name in ('use_pytorch_color_jitter', 'warp_probability'):
+    _require(simclr_style or not getattr(hp, name), name,
+             'applies to --augmentation_type=simclr or stacked_randaugment '
+             'only, not %s.' % hp.view_augmentation)
+  if hp.use_pytorch_color_jitter:
+    _require(0.2 * hp.augmentation_strength <= 0.5, 'use_pytorch_color_jitter',
+             'needs a hue jitter 0.2 s <= 0.5, i.e. strength s <= 2.5 (got '
+             '%g).' % hp.augmentation_strength)
+  if hp.augment_on_device != 'none':
+    _require(hp.defer_blurring, 'defer_blurring',
+             'False blurs on the host, while --augment_on_device=%s blurs on '
+             'the device; drop one of the two.' % hp.augment_on_device)
+  if hp.augment_on_device == 'crop_and_color' and hp.is_pretrain:
+    _require(hp.color_on_device, 'augment_on_device',
+             'crop_and_color crops on the device, so every augmentation must '
+             'run there; --augmentation_type=%s%s runs per image on the host. '
+             'Use --augment_on_device=color (host crops and augments, the '
+             'device blurs) or none.' % (
+                 hp.view_augmentation,
+                 ' with the PyTorch jitter or the warp' if simclr_style else ''))
+
+
+def _validate_schedule(hp):
+  """The optimizer and learning-rate schedule flags."""
+  _check_enum(hp, 'learning_rate_schedule', LR_SCHEDULES)
+  _require(hp.rmsprop_epsilon > 0, 'rmsprop_epsilon', 'must be > 0.')
+  _require(hp.decay_rate > 0, 'decay_rate', 'must be > 0.')
+  _require(hp.epochs_per_decay > 0, 'epochs_per_decay', 'must be > 0.')
+  bounds = hp.decay_boundary_epochs
+  _require(all(b >= 0 for b in bounds) and list(bounds) == sorted(bounds),
+           'decay_boundary_epochs', 'must be increasing epochs >= 0, got %s.'
+           % (bounds,))
+  if hp.learning_rate_schedule == 'piecewise':
+    _require(bool(bounds), 'decay_boundary_epochs',
+             'is empty; the piecewise schedule needs at least one epoch.')
 
 
 def _validate_memory(hp):

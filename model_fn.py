@@ -26,11 +26,13 @@ def _split_views(images):
 
 def training_views(hp, features, images):
   """The V training view batches, finished on the device as the flags ask."""
-  blur = hp.is_pretrain and hp.use_blur  # SimCLR blurs whole batches here
+  # SimCLR blurs whole batches here; --defer_blurring=False blurs on the host.
+  blur_probability = hp.view_blur_probability if hp.defer_blurring else 0.
   if hp.augment_on_device == 'none':
     views = _split_views(images)
-    if blur:
-      views = [augment.batch_random_blur(v, hp.image_size) for v in views]
+    if blur_probability > 0:
+      views = [augment.batch_random_blur(v, hp.image_size, blur_probability)
+               for v in views]
     return views
   if hp.augment_on_device == 'crop_and_color':
     canvas = augment.device_canvas_size(hp.image_size,
@@ -42,8 +44,11 @@ def training_views(hp, features, images):
   else:
     crop, views = {}, _split_views(images)
   return augment.device_train_views(
-      views, hp.image_size, color_distort=hp.is_pretrain,
-      color_jitter_strength=hp.color_jitter_strength, blur=blur, **crop)
+      views, hp.image_size,
+      color_distort=(hp.is_pretrain and hp.color_on_device and
+                     not hp.augmentation_disabled),
+      color_jitter_strength=hp.augmentation_strength,
+      blur_probability=blur_probability, **crop)
 
 
 def _checkpoint_scaffold(hp, model_variables):

@@ -49,7 +49,9 @@ DEFAULT_VARIABLE_SCHEMA = (
 # Allowed values of the enum flags.
 MODES = ('train', 'eval', 'train_then_eval', 'export', 'preview', 'doctor')
 TRAIN_MODES = ('pretrain', 'finetune')
-OPTIMIZERS = ('lars', 'momentum', 'adam')
+# 'momentum' is Nesterov momentum, as in SimCLR; 'nesterov' names it plainly.
+OPTIMIZERS = ('lars', 'momentum', 'nesterov', 'adam', 'rmsprop')
+LR_SCHEDULES = ('cosine', 'exponential', 'piecewise', 'constant')
 LR_SCALINGS = ('linear', 'sqrt')
 PROJ_HEAD_MODES = ('none', 'linear', 'nonlinear')
 RESNET_DEPTHS = (18, 34, 50, 101, 152, 200)
@@ -64,6 +66,11 @@ SOGCLR_STORAGES = ('mean', 'sum')
 EMA_INITS = ('online', 'independent')
 MEMORY_OBJECTIVES = ('nt_xent', 'supcon', 'fnc')
 AUGMENT_ON_DEVICE = ('none', 'color', 'crop_and_color')
+# SupCon's augmentation types and eval crops (flags accept upper case too).
+AUGMENTATION_TYPES = ('simclr', 'autoaugment', 'randaugment',
+                      'stacked_randaugment', 'identity')
+EVAL_CROP_METHODS = ('crop_then_resize', 'resize_then_crop',
+                     'crop_then_distort', 'identity')
 IMAGENET_SUBSETS = ('1pct', '10pct')
 
 # Datasets: tfds ones, class subsets of a prepared imagenet2012 (filtered at

@@ -1,4 +1,12 @@
-"""Learning-rate schedule, LARS and the optimizer factory."""
+"""Learning-rate schedules, LARS and the optimizer factory.
+
+The learning rate warms up linearly (over --warmup_epochs, as SimCLR) to the
+scaled peak, then follows --learning_rate_schedule, counted from the end of the
+warmup as in SupCon: cosine (to 0 at the last step), exponential (staircase),
+piecewise (x --decay_rate after each of --decay_boundary_epochs) or constant.
+Optimizers: LARS, Nesterov momentum ('momentum' and 'nesterov'), Adam and
+RMSProp with momentum (SupCon's).
+"""
 
 import math
 import re
@@ -28,17 +36,55 @@ def warmup_steps(hp, num_train_examples):
   return min(steps, schedule.train_steps(hp, num_train_examples))
 
 
-def learning_rate(hp, global_step, num_train_examples):
-  """Linear warmup from 0 to the scaled rate, then cosine decay to 0."""
+def _steps_per_epoch(hp, num_train_examples):
+  """Exact (float) training steps per epoch, as the decay schedules use it."""
+  return float(num_train_examples) / hp.train_batch_size
+
+
+def decay_boundaries(hp, num_train_examples):
+  """Piecewise-schedule boundaries in steps counted from the end of warmup."""
+  epoch = _steps_per_epoch(hp, num_train_examples)
+  return [int(epoch * e) for e in hp.decay_boundary_epochs]
+
+
+def _decayed_learning_rate(hp, decay_step, num_train_examples):
+  """The post-warmup rate at `decay_step` (float32 tensor, >= 0) steps."""
   peak = scaled_learning_rate(hp)
-  total = schedule.train_steps(hp, num_train_examples)
+  name = hp.learning_rate_schedule
+  if name == 'cosine':
+    total = schedule.train_steps(hp, num_train_examples)
+    decay_steps = max(total - warmup_steps(hp, num_train_examples), 1)
+    progress = tf.minimum(decay_step, float(decay_steps))
+    return peak * 0.5 * (1. + tf.cos(math.pi * progress / decay_steps))
+  if name == 'exponential':
+    period = _steps_per_epoch(hp, num_train_examples) * hp.epochs_per_decay
+    exponent = tf.floor(decay_step / period)
+    return peak * tf.pow(tf.constant(hp.decay_rate, tf.float32), exponent)
+  if name == 'piecewise':
+    # Like tf.train.piecewise_constant: decay_step <= b_0 keeps the peak, and
+    # each boundary strictly passed multiplies it by decay_rate once.
+    passed = tf.constant(0., tf.float32)
+    for boundary in decay_boundaries(hp, num_train_examples):
+      passed += tf.cast(decay_step > float(boundary), tf.float32)
+    return peak * tf.pow(tf.constant(hp.decay_rate, tf.float32), passed)
+  if name == 'constant':
+    return tf.constant(peak, tf.float32)
+  raise ValueError('Unknown learning_rate_schedule %r.' % (name,))
+
+
+def learning_rate(hp, global_step, num_train_examples):
+  """Linear warmup from 0 to the scaled rate, then hp.learning_rate_schedule.
+
+  A float32 tensor built from tf ops only (no Python-side step), so it runs in
+  a TF1 graph and on TPU.
+  """
+  peak = scaled_learning_rate(hp)
   warmup = warmup_steps(hp, num_train_examples)
   step = tf.cast(global_step, tf.float32)
   warmup_lr = peak * step / max(warmup, 1)
-  decay_steps = max(total - warmup, 1)
-  progress = tf.minimum(tf.maximum(step - warmup, 0.), float(decay_steps))
-  cosine_lr = peak * 0.5 * (1. + tf.cos(math.pi * progress / decay_steps))
-  return tf.where(step < warmup, warmup_lr, cosine_lr)
+  decay_step = tf.maximum(step - warmup, 0.)
+  decayed_lr = _decayed_learning_rate(hp, decay_step, num_train_examples)
+  return tf.where(step < warmup, warmup_lr, decayed_lr)
 
 
 def _matches(name, patterns):
@@ -95,20 +141,33 @@ class LARSOptimizer(tf.train.Optimizer):
 
 
 def get_optimizer(hp, lr):
-  """The optimizer named by hp.optimizer at learning rate `lr`."""
-  if hp.optimizer == 'momentum':
+  """The optimizer named by hp.optimizer at learning rate `lr`.
+
+  lars: LARSOptimizer (weight decay inside); momentum and nesterov: Nesterov
+  momentum (SimCLR's 'momentum' is Nesterov); adam: Adam with TF defaults;
+  rmsprop: RMSProp with decay 0.9, hp.momentum and hp.rmsprop_epsilon
+  (SupCon's).
+  """
+  if hp.optimizer in ('momentum', 'nesterov'):
     return tf.train.MomentumOptimizer(lr, hp.momentum, use_nesterov=True)
   if hp.optimizer == 'adam':
     return tf.train.AdamOptimizer(lr)
-  return LARSOptimizer(lr, momentum=hp.momentum, weight_decay=hp.weight_decay)
+  if hp.optimizer == 'rmsprop':
+    return tf.train.RMSPropOptimizer(lr, decay=0.9, momentum=hp.momentum,
+                                     epsilon=hp.rmsprop_epsilon)
+  if hp.optimizer == 'lars':
+    return LARSOptimizer(lr, momentum=hp.momentum,
+                         weight_decay=hp.weight_decay)
+  raise ValueError('Unknown optimizer %r.' % (hp.optimizer,))
 
 
 def weight_decay_loss(hp, variables):
   """L2 decay that the optimizer does not apply itself.
 
   LARS decays everything but BN, biases and the supervised head internally, so
-  only the head's kernels go through the loss; other optimizers get L2 on every
-  kernel (BN parameters and biases excluded).
+  only the head's kernels go through the loss; every other optimizer
+  (momentum, nesterov, adam, rmsprop) gets L2 on every kernel (BN parameters
+  and biases excluded).
   """
   if not hp.weight_decay:
     return tf.constant(0.0)

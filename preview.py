@@ -90,9 +90,11 @@ def grid_png(originals, views, titles, suptitle):
 def write_preview(hp, num_examples=8, source=None):
   """Writes model_dir/preview.png; returns its path."""
   originals, views = preview_arrays(hp, num_examples, source)
-  suptitle = ('%s, %s, %d px, --augment_on_device=%s, jitter %g, blur %s' % (
-      hp.dataset, hp.loss, hp.image_size, hp.augment_on_device,
-      hp.color_jitter_strength, hp.use_blur))
+  suptitle = ('%s, %s, %d px, %s augmentation (strength %g), '
+              '--augment_on_device=%s, blur p=%g' % (
+                  hp.dataset, hp.loss, hp.image_size, hp.view_augmentation,
+                  hp.augmentation_strength, hp.augment_on_device,
+                  hp.view_blur_probability))
   png = grid_png(originals, views, view_titles(hp, views.shape[1]), suptitle)
   tf.io.gfile.makedirs(hp.model_dir)
   return atomic_files.write_file(os.path.join(hp.model_dir, PREVIEW_FILE), png)

@@ -14,6 +14,7 @@ console.quiet_environment()  # before TensorFlow is imported
 import tensorflow.compat.v1 as tf  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 import atomic_files
+import augment_policies
 import checkpoint_restore
 import data_input
 import doctor
@@ -287,6 +288,8 @@ def run(hp):
   if hp.mode == 'export':
     hp = hp.replace(use_tpu=False)  # exporting runs on the host, never a TPU
   hparams_flags.validate(hp)
+  if hp.mode in ('train', 'train_then_eval', 'preview'):
+    augment_policies.check_available(hp)
   if hp.mode == 'doctor':
     problems = doctor.run_checks(hp, resolve_tpu)
     if problems:
@@ -388,7 +391,8 @@ def main(argv):
     result = run(hp)
   except (hparams_flags.HParamsError, data_input.DataError,
           TpuResolutionError, checkpoint_restore.RestoreError,
-          flags_record.FlagsChangedError) as e:
+          flags_record.FlagsChangedError,
+          augment_policies.MissingDependencyError) as e:
     raise app.UsageError(str(e))
   except (nonfinite_guard.NonFiniteError, EvalError, DoctorError,
           trainer_lock.LockError) as e:

@@ -13,7 +13,14 @@ INSTALL_REQUIRES = [
     'numpy>=1.23,<2',
     'cloud-tpu-client==0.10',
     'matplotlib==3.9.4',  # curves.png and --mode=preview (Agg, headless).
+    # sparse_image_warp for --warp_probability; 0.23 is the last release and
+    # supports TF 2.13-2.15 (the package is in maintenance, see README).
+    'tensorflow-addons==0.23.0',
 ]
+# AutoAugment / RandAugment come from TF Model Garden.  Its 2.15 release pulls
+# ~45 packages (OpenCV, pandas, scikit-learn, TF Text; ~600 MB), so it is an
+# extra: `pip install -e .[augment]`.  tf-models-no-deps has no 2.15 release.
+AUGMENT_REQUIRES = ['tf-models-official==2.15.0']
 
 setuptools.setup(
     name='tpu-contrastive',
@@ -27,10 +34,11 @@ setuptools.setup(
                 'checkpoint_restore', 'knn', 'nonfinite_guard', 'flags_record',
                 'trainer_lock', 'console', 'progress', 'linear_probe',
                 'feature_monitor', 'run_report', 'preview', 'doctor',
-                'memory_queue', 'momentum_encoder'],
+                'memory_queue', 'momentum_encoder', 'augment_policies'],
     packages=['losses', 'resnet', 'imagenet_subsets'],
     package_data={'imagenet_subsets': ['*.txt']},
     install_requires=INSTALL_REQUIRES,
-    extras_require={'test': ['pytest==8.3.4', 'pytest-xdist==3.6.1']},
+    extras_require={'test': ['pytest==8.3.4', 'pytest-xdist==3.6.1'],
+                    'augment': AUGMENT_REQUIRES},
     entry_points={'console_scripts': ['contrastive-run=run:console_main']},
 )

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Creates .venv (Python 3.11) with the package and its test extra, and installs
+# Creates .venv (Python 3.11) with the package and its test and augment extras, and installs
 # the offline Fashion-MNIST data from Debian when it is missing.  Idempotent.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -12,11 +12,11 @@ if [ ! -f "$FMNIST" ] && command -v apt-get >/dev/null; then
     || echo "warning: could not install dataset-fashion-mnist; pass --data_dir" >&2
 fi
 if [ ! -x .venv/bin/python ]; then "$PYTHON" -m venv .venv; fi
-if ! .venv/bin/python -c "import tensorflow, tensorflow_estimator, tensorflow_hub, tensorflow_datasets, matplotlib, pytest, xdist" 2>/dev/null \
+if ! .venv/bin/python -c "import tensorflow, tensorflow_estimator, tensorflow_hub, tensorflow_datasets, tensorflow_addons, official, matplotlib, pytest, xdist" 2>/dev/null \
    || [ setup.py -nt .venv/.installed ]; then
   # pip's notices go to a log that is shown only when the install fails.
   LOG=.venv/pip-install.log
-  if ! { .venv/bin/pip install -q --upgrade pip && .venv/bin/pip install -q -e '.[test]'; } >"$LOG" 2>&1; then
+  if ! { .venv/bin/pip install -q --upgrade pip && .venv/bin/pip install -q -e '.[test,augment]'; } >"$LOG" 2>&1; then
     cat "$LOG" >&2
     echo "error: installing the package failed (log: $LOG)" >&2
     exit 1
