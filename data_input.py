@@ -416,7 +416,13 @@ def image_features(hp, image, is_training):
     return augment_policies.train_view(
         image, hp, device_colors=is_training and hp.color_on_device)
 
-  if is_training:
+  if is_training and hp.uses_model_garden and hp.views_per_example > 1:
+    # One traced copy of the policy draws every view: Model Garden's graphs
+    # take seconds to trace and optimise, once per copy.
+    views = tf.unstack(tf.map_fn(lambda _: train_view(),
+                                 tf.range(hp.views_per_example),
+                                 fn_output_signature=tf.float32))
+  elif is_training:
     views = [train_view() for _ in range(hp.views_per_example)]
   else:
     views = [augment.preprocess_for_eval(image, hp.image_size,

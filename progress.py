@@ -36,7 +36,10 @@ def train_line(step, total_steps, epoch, total_epochs, terms, learning_rate,
   """One training progress line."""
   parts = ['step %d/%d (%d%%)' % (step, total_steps,
                                   100 * step // max(1, total_steps)),
-           'epoch %.2f/%.4g' % (epoch, total_epochs)]
+           # Below one epoch both get 4 significant digits, so rounding never
+           # shows the epoch past the total (0.03/0.02667).
+           'epoch %s/%.4g' % ('%.2f' % epoch if total_epochs >= 1
+                              else '%.4g' % epoch, total_epochs)]
   if terms:
     total = sum(terms.values())
     shown = ', '.join('%s %s' % (k, _number(v)) for k, v in sorted(terms.items()))

@@ -10,8 +10,8 @@
 #            [not verified against the PDF]; settings: supcon
 #            scripts/cross_entropy_imagenet_resnet50.sh
 # Settings:  Nesterov momentum lr 0.1 x B/256, wd 1e-4, 12 warmup epochs, label
-#            smoothing 0.05.  Deviation: SimCLR augmentation (crop, flip, colour,
-#            blur) instead of AutoAugment.
+#            smoothing 0.05; AutoAugment (v0) after the crop and flip.
+#            Deviation: bicubic resizes (SupCon: bilinear).
 # Stages:    train
 #
 # Usage: scripts/ce_imagenet_r50.sh --tpu_name=NAME --data_dir=gs://... --model_dir=gs://...
@@ -22,4 +22,5 @@ recipe_stage train "${TPU[@]}" "${IMAGENET[@]}" --resnet_depth=50 \
   --width_multiplier=1 --train_mode=pretrain --loss=cross_entropy \
   --train_batch_size=6144 --train_epochs=200 --warmup_epochs=12 \
   --optimizer=momentum --learning_rate=0.1 --learning_rate_scaling=linear \
-  --weight_decay=1e-4 --label_smoothing=0.05
+  --weight_decay=1e-4 --label_smoothing=0.05 --augmentation_type=autoaugment \
+  --augmentation_magnitude=1.0

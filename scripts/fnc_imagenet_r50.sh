@@ -15,8 +15,9 @@
 #            threshold 0.7, 3-layer head, global BN; linear eval: momentum lr
 #            0.005 x B/256, global BN; fine-tune: LARS lr 0.005 x sqrt(B), wd 0,
 #            --ft_proj_selector=1; momentum encoder (EMA 0.999, initialised
-#            independently as the FNC code) and a 16N memory queue.
-#            Deviations: no RandAugment.
+#            independently as the FNC code) and a 16N memory queue; every view
+#            gets RandAugment(2, 7) between the colour jitter and the grayscale.
+#            Deviations: none known.
 # Stages:    pretrain -> lineareval, finetune_1pct, finetune_10pct
 #
 # Usage: scripts/fnc_imagenet_r50.sh --tpu_name=NAME --data_dir=gs://... --model_dir=gs://...
@@ -31,7 +32,7 @@ recipe_stage pretrain "${MODEL[@]}" "${IMAGENET[@]}" --train_mode=pretrain \
   --loss=fnc --fnc_strategy=attraction --fnc_support_views=8 --fnc_topk=10 \
   --fnc_threshold=0.7 --temperature=0.1 --train_batch_size=4096 \
   --memory_multiplier=16 --moving_average_decay=0.999 \
-  --fnc_ema_init=independent \
+  --fnc_ema_init=independent --use_randaugment=True \
   --train_epochs=100 --optimizer=lars --learning_rate=0.1 \
   --learning_rate_scaling=sqrt --weight_decay=1e-4 --global_bn=True
 

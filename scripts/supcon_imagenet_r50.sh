@@ -10,10 +10,11 @@
 #            settings: supcon scripts/supcon_imagenet_resnet50.sh
 # Settings:  LARS lr 0.4 x B/256, wd 1e-3, 12 warmup epochs, tau 0.1; linear eval
 #            label smoothing 0.05.
-#            Deviations: SimCLR augmentation instead of AutoAugment; a linear 128-d
-#            head with BN (SupCon: no BN) on the un-normalised encoder output;
-#            stage 2 uses momentum SGD lr 0.1 x B/256 with cosine decay (SupCon:
-#            RMSProp lr 0.05 with exponential decay).
+#            AutoAugment (v0) in both stages (magnitude 1.0); stage 2: RMSProp (eps
+#            0.001) lr 0.05 x B/256, 12 warmup epochs, x0.97 every 0.5 epoch,
+#            wd 1e-6.
+#            Deviations: a linear 128-d head with BN (SupCon: no BN) on the
+#            un-normalised encoder output; bicubic resizes (SupCon: bilinear).
 # Stages:    pretrain -> lineareval (--checkpoint=MODEL_DIR/pretrain)
 #
 # Usage: scripts/supcon_imagenet_r50.sh --tpu_name=NAME --data_dir=gs://... --model_dir=gs://...
@@ -21,12 +22,13 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib/recipe.sh"
 recipe_init pretrain lineareval -- "$@"
 
 MODEL=("${TPU[@]}" "${IMAGENET[@]}" --resnet_depth=50 --width_multiplier=1
-       --proj_head_mode=linear --proj_out_dim=128)
+       --proj_head_mode=linear --proj_out_dim=128
+       --augmentation_type=autoaugment --augmentation_magnitude=1.0)
 
 recipe_stage pretrain "${MODEL[@]}" "${SUPCON[@]}" --train_mode=pretrain \
   --train_batch_size=6144 --train_epochs=350 --warmup_epochs=12 --optimizer=lars \
   --learning_rate=0.4 --learning_rate_scaling=linear --weight_decay=1e-3
 
-recipe_stage lineareval "${MODEL[@]}" "${LINEAR_EVAL[@]}" \
+recipe_stage lineareval "${MODEL[@]}" "${LINEAR_EVAL[@]}" "${SUPCON_STAGE2[@]}" \
   --checkpoint="$(recipe_dir pretrain)" --train_batch_size=6144 \
-  --train_epochs=90 --learning_rate=0.1 --label_smoothing=0.05
+  --train_epochs=90 --label_smoothing=0.05

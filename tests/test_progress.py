@@ -27,6 +27,9 @@ def test_train_line_holds_position_epoch_terms_lr_rate_and_eta():
 def test_train_line_before_any_rate_has_no_eta():
   line = progress.train_line(1, 10, 0.1, 1, {}, None, None, None)
   assert line == 'step 1/10 (10%) | epoch 0.10/1'
+  short = progress.train_line(2, 3, 0.02667 * 2 / 3, 0.02667, {}, None, None,
+                              None)
+  assert 'epoch 0.01778/0.02667' in short
 
 
 def test_eval_line():

@@ -51,6 +51,12 @@ FINETUNE=(--train_mode=finetune --fine_tune_after_block=-1
 # reference), all views as anchors, mean over positives outside the log.
 SUPCON=(--loss=supcon --temperature=0.1 --scale_by_temperature=True
         --base_temperature=1.0 --contrast_mode=all --summation=outside)
+# SupCon's ImageNet linear-eval stage (after LINEAR_EVAL): RMSProp, 12 warmup
+# epochs, exponential decay x0.97 every 0.5 epoch (supcon scripts/configs.sh).
+SUPCON_STAGE2=(--optimizer=rmsprop --rmsprop_epsilon=0.001 --learning_rate=0.05
+               --learning_rate_scaling=linear --warmup_epochs=12
+               --learning_rate_schedule=exponential --decay_rate=0.97
+               --epochs_per_decay=0.5 --weight_decay=1e-6)
 
 recipe_die() {
   echo "$RECIPE_NAME: $*" >&2
