@@ -23,6 +23,7 @@ import numpy as np
 import tensorflow.compat.v1 as tf
 
 import augment
+import augment_device
 import augment_policies
 import imagenet_subsets
 from imagenet_subsets import split_index
@@ -391,7 +392,7 @@ def host_placement(params):
 
 
 def _canvas_size(hp):
-  return augment.device_canvas_size(hp.image_size, hp.device_crop_canvas_size)
+  return augment_device.device_canvas_size(hp.image_size, hp.device_crop_canvas_size)
 
 
 def image_features(hp, image, is_training):
@@ -403,14 +404,14 @@ def image_features(hp, image, is_training):
   on_device = hp.augment_on_device if is_training else 'none'
   if on_device == 'crop_and_color':
     canvas = _canvas_size(hp)
-    image = augment.fit_to_canvas(image, canvas)
+    image = augment_device.fit_to_canvas(image, canvas)
     shape = tf.shape(image)
     return {'image': image,
-            'crop_boxes': augment.sample_crop_boxes(shape,
+            'crop_boxes': augment_device.sample_crop_boxes(shape,
                                                     hp.views_per_example,
                                                     canvas,
                                                     hp.crop_area_range),
-            'image_extent': augment.canvas_extent(shape, canvas)}
+            'image_extent': augment_device.canvas_extent(shape, canvas)}
 
   def train_view():
     return augment_policies.train_view(
@@ -483,7 +484,7 @@ def batch_canvases(ds, batch_size, canvas_size):
   ds = ds.padded_batch(batch_size, padded_shapes, drop_remainder=True)
 
   def pack(features, labels):
-    features = dict(features, image=augment.pack_canvas(features['image']))
+    features = dict(features, image=augment_device.pack_canvas(features['image']))
     return features, labels
 
   return ds.map(pack)

@@ -6,6 +6,7 @@ import tensorflow.compat.v1 as tf
 import tensorflow.compat.v2 as tf2
 
 import augment
+import augment_device
 import checkpoint_restore
 import losses
 from losses import core
@@ -35,15 +36,15 @@ def training_views(hp, features, images):
                for v in views]
     return views
   if hp.augment_on_device == 'crop_and_color':
-    canvas = augment.device_canvas_size(hp.image_size,
+    canvas = augment_device.device_canvas_size(hp.image_size,
                                         hp.device_crop_canvas_size)
-    crop = dict(sources=augment.unpack_canvas(images, canvas),
+    crop = dict(sources=augment_device.unpack_canvas(images, canvas),
                 crop_boxes=features['crop_boxes'],
                 source_extents=features['image_extent'])
     views = None
   else:
     crop, views = {}, _split_views(images)
-  return augment.device_train_views(
+  return augment_device.device_train_views(
       views, hp.image_size,
       color_distort=(hp.is_pretrain and hp.color_on_device and
                      not hp.augmentation_disabled),

@@ -13,7 +13,7 @@ import numpy as np
 import tensorflow.compat.v1 as tf
 
 import atomic_files
-import augment
+import augment_device
 import data_input
 import model_fn
 
@@ -37,7 +37,7 @@ def preview_arrays(hp, num_examples, source=None):
 
     ds = ds.take(num_examples).map(both)
     if hp.augment_on_device == 'crop_and_color':
-      canvas = augment.device_canvas_size(hp.image_size,
+      canvas = augment_device.device_canvas_size(hp.image_size,
                                           hp.device_crop_canvas_size)
       ds = data_input.batch_canvases(ds, num_examples, canvas)
     else:

@@ -10,6 +10,7 @@ import pytest
 import tensorflow.compat.v1 as tf
 
 import augment
+import augment_device
 import data_input
 import hparams_flags
 from tests import test_run_e2e
@@ -57,8 +58,8 @@ def test_crop_resize_flip_matches_numpy_and_is_per_image():
   flips = np.array([False, True, False, True, True])
 
   def build():
-    batched = augment.crop_resize_flip(images, boxes, flips, 12)
-    single = [augment.crop_resize_flip(images[i:i + 1], boxes[i:i + 1],
+    batched = augment_device.crop_resize_flip(images, boxes, flips, 12)
+    single = [augment_device.crop_resize_flip(images[i:i + 1], boxes[i:i + 1],
                                        flips[i:i + 1], 12) for i in range(5)]
     return batched, single
 
@@ -76,7 +77,7 @@ def test_whole_box_equals_half_pixel_bilinear_resize():
   images = np.random.RandomState(1).rand(2, 17, 17, 3).astype(np.float32)
 
   def build():
-    ours = augment.crop_resize_flip(images, [[0., 0., 1., 1.]] * 2,
+    ours = augment_device.crop_resize_flip(images, [[0., 0., 1., 1.]] * 2,
                                     [False, False], 10)
     ref = tf.image.resize_bilinear(images, [10, 10], half_pixel_centers=True)
     return ours, ref
@@ -99,7 +100,7 @@ def test_crop_from_a_padded_canvas_equals_crop_from_the_image():
   extents = np.array(shapes, np.float32) / canvas
   canvas_boxes = boxes * np.tile(extents, 2)
 
-  ours = _run(lambda: augment.crop_resize_flip(padded, canvas_boxes, flips,
+  ours = _run(lambda: augment_device.crop_resize_flip(padded, canvas_boxes, flips,
                                                10, extents))
   for i, image in enumerate(images):
     np.testing.assert_allclose(
@@ -113,14 +114,14 @@ def test_canvas_packing_round_trips_every_byte():
   canvases[0, 0, 0] = [0, 255, 128]  # the sign bit of a word
 
   def build():
-    packed = augment.pack_canvas(tf.constant(canvases))
-    return packed, augment.unpack_canvas(packed, 10)
+    packed = augment_device.pack_canvas(tf.constant(canvases))
+    return packed, augment_device.unpack_canvas(packed, 10)
 
   packed, unpacked = _run(build)
   assert packed.dtype == np.int32 and packed.shape == (3, 75)
   np.testing.assert_array_equal(np.round(unpacked * 255.), canvases)
   with pytest.raises(ValueError, match='even canvas size'):
-    augment.pack_canvas(tf.zeros([1, 5, 5, 3], tf.uint8))
+    augment_device.pack_canvas(tf.zeros([1, 5, 5, 3], tf.uint8))
 
 
 def test_fit_to_canvas_keeps_small_images_and_shrinks_large_ones():
@@ -129,9 +130,9 @@ def test_fit_to_canvas_keeps_small_images_and_shrinks_large_ones():
   large = rng.randint(0, 256, (100, 60, 3)).astype(np.uint8)
 
   def build():
-    return (augment.fit_to_canvas(tf.constant(small), 40),
-            augment.fit_to_canvas(tf.constant(large), 40),
-            augment.fit_to_canvas(tf.constant(small / 255., tf.float32), 40))
+    return (augment_device.fit_to_canvas(tf.constant(small), 40),
+            augment_device.fit_to_canvas(tf.constant(large), 40),
+            augment_device.fit_to_canvas(tf.constant(small / 255., tf.float32), 40))
 
   kept, shrunk, from_float = _run(build)
   np.testing.assert_array_equal(kept, small)
@@ -150,12 +151,12 @@ def test_device_views_equal_per_image_ops_with_the_same_parameters():
   blur = {'sigma': np.float32(1.3), 'apply': np.array([True, False] * 3)}
 
   def build():
-    views = augment.crop_resize_flip(sources, boxes, flips, 12)
+    views = augment_device.crop_resize_flip(sources, boxes, flips, 12)
     views = augment.apply_color_jitter(views, jitter)
     views = augment.apply_blur(views, blur, augment.blur_kernel_size(40))
     single = []
     for i in range(6):
-      view = augment.crop_resize_flip(sources[i:i + 1], boxes[i:i + 1],
+      view = augment_device.crop_resize_flip(sources[i:i + 1], boxes[i:i + 1],
                                       flips[i:i + 1], 12)[0]
       view = augment.apply_color_jitter(view, {k: v[i] for k, v in
                                                jitter.items()})
@@ -174,8 +175,8 @@ def test_device_crop_and_flip_statistics_match_the_specification():
 
   def build():
     shape = tf.constant([height, width, 3])
-    boxes = augment.sample_crop_boxes(shape, n, canvas)
-    return boxes, augment.canvas_extent(shape, canvas), augment.sample_flips(n)
+    boxes = augment_device.sample_crop_boxes(shape, n, canvas)
+    return boxes, augment_device.canvas_extent(shape, canvas), augment_device.sample_flips(n)
 
   boxes, extent, flips = _run(build)
   assert boxes.shape == (n, 4)
@@ -226,7 +227,7 @@ def test_input_pipeline_shapes_per_level(level, image_shape):
     assert features['image'].dtype == np.int32
     assert features['crop_boxes'].shape == (4, 2, 4)
     np.testing.assert_allclose(features['image_extent'], [[0.8, 0.8]] * 4)
-    canvases = _run(lambda: augment.unpack_canvas(features['image'], 40))
+    canvases = _run(lambda: augment_device.unpack_canvas(features['image'], 40))
     assert (canvases[:, 32:] == 0).all() and (canvases[:, :, 32:] == 0).all()
     assert (canvases[:, :32, :32].max(axis=(1, 2, 3)) > 0.5).all()
   else:
@@ -234,11 +235,11 @@ def test_input_pipeline_shapes_per_level(level, image_shape):
 
 
 def test_canvas_size_rule_and_validation():
-  assert augment.device_canvas_size(224) == 512
-  assert augment.device_canvas_size(384) == 768
-  assert augment.device_canvas_size(32) == 32
-  assert augment.device_canvas_size(27) == 28
-  assert augment.device_canvas_size(224, 300) == 300
+  assert augment_device.device_canvas_size(224) == 512
+  assert augment_device.device_canvas_size(384) == 768
+  assert augment_device.device_canvas_size(32) == 32
+  assert augment_device.device_canvas_size(27) == 28
+  assert augment_device.device_canvas_size(224, 300) == 300
   for bad in (16, 41):
     with pytest.raises(hparams_flags.HParamsError,
                        match='device_crop_canvas_size'):
@@ -267,22 +268,23 @@ sys.path.insert(0, %r)
 import numpy as np
 import tensorflow as tf
 import augment
+import augment_device
 
 canvases = np.random.RandomState(0).randint(0, 256, (4, 40, 40, 3))
-packed = augment.pack_canvas(tf.constant(canvases, tf.uint8))
+packed = augment_device.pack_canvas(tf.constant(canvases, tf.uint8))
 boxes = tf.constant(np.tile([[[0.1, 0.1, 0.8, 0.9], [0., 0., 1., 1.]]],
                             [4, 1, 1]), tf.float32)
 extents = tf.constant([[1., 1.], [0.5, 0.8]] * 2, tf.float32)
 
 @tf.function(jit_compile=True)
 def crop_and_color(packed, boxes, extents):
-  return augment.device_train_views(
-      None, 32, sources=augment.unpack_canvas(packed, 40), crop_boxes=boxes,
+  return augment_device.device_train_views(
+      None, 32, sources=augment_device.unpack_canvas(packed, 40), crop_boxes=boxes,
       source_extents=extents)
 
 @tf.function(jit_compile=True)
 def color(view):
-  return augment.device_train_views([view], 32)
+  return augment_device.device_train_views([view], 32)
 
 views = crop_and_color(packed, boxes, extents)
 assert [v.shape for v in views] == [(4, 32, 32, 3)] * 2
