@@ -169,7 +169,11 @@ def define_flags(fv=flags.FLAGS):
                     'host only decodes and draws the crop windows, and sends '
                     'the image in a --device_crop_canvas_size canvas; the '
                     'accelerator cuts the crops by bilinear resampling, '
-                    'where the host path resizes bicubically).', **d)
+                    'where the host path resizes bicubically). Only '
+                    'SimCLR\'s jitter has batched device ops: with color, '
+                    'AutoAugment, RandAugment, the PyTorch jitter and the '
+                    'warp stay on the host and only the blur moves; '
+                    'crop_and_color rejects them.', **d)
   flags.DEFINE_integer('device_crop_canvas_size', 0, 'Side of the square '
                        'uint8 canvas that crop_and_color sends each decoded '
                        'image in; larger images are shrunk to fit (aspect '

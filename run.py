@@ -288,7 +288,7 @@ def run(hp):
   if hp.mode == 'export':
     hp = hp.replace(use_tpu=False)  # exporting runs on the host, never a TPU
   hparams_flags.validate(hp)
-  if hp.mode in ('train', 'train_then_eval', 'preview'):
+  if hp.mode not in ('export', 'doctor'):  # eval jobs draw augmented views too
     augment_policies.check_available(hp)
   if hp.mode == 'doctor':
     problems = doctor.run_checks(hp, resolve_tpu)
