@@ -383,8 +383,10 @@ def _decode(image):
   return image
 
 
-def host_placement(params):
-  """(host_index, num_hosts) from TPUEstimator params; (0, 1) off TPU."""
+def host_placement(params, input_context=None):
+  """(host_index, num_hosts): TPU hosts, or tf.distribute input pipelines; (0, 1) on one device."""
+  if input_context is not None:
+    return input_context.input_pipeline_id, input_context.num_input_pipelines
   context = params.get('context') if params else None
   if context is None:
     return 0, 1
@@ -438,10 +440,17 @@ def build_input_fn(hp, is_training, num_eval_examples=None,
                    source=None):
   """Returns input_fn(params) for TPUEstimator (training or evaluation)."""
 
-  def input_fn(params):
-    """Builds this host's pipeline; params['batch_size'] is the per-host batch."""
+  def input_fn(params, input_context=None):
+    """Builds this host's pipeline; params['batch_size'] is the per-host batch.
+
+    Under a tf.distribute strategy `input_context` is set: one pipeline per
+    worker reads its shard, and batches are per replica (the replicas of a
+    worker take consecutive batches, so a global batch is R consecutive ones).
+    """
     batch_size = params['batch_size']
-    host_index, num_hosts = host_placement(params)
+    if input_context is not None:
+      batch_size = input_context.get_per_replica_batch_size(batch_size)
+    host_index, num_hosts = host_placement(params, input_context)
     src = source or get_source(hp)
     split = hp.train_split if is_training else hp.resolved_eval_split
     ds = src.dataset(split, host_index, num_hosts, shuffle_files=is_training)

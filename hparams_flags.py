@@ -14,7 +14,7 @@ from absl import flags
 import imagenet_subsets
 import names
 from names import (AUGMENT_ON_DEVICE, AUGMENTATION_TYPES,  # pylint: disable=g-multiple-import
-                   CONTRAST_MODES, DATASETS,
+                   CONTRAST_MODES, DATASETS, DISTRIBUTIONS,
                    DATASETS_NEEDING_DATA_DIR, DENOMINATORS, EMA_INITS,
                    EVAL_CROP_METHODS, FNC_STRATEGIES, MEMORY_OBJECTIVES,
                    IMAGENET_SUBSETS, LOSSES, LR_SCALINGS, LR_SCHEDULES, MODES,
@@ -398,6 +398,19 @@ def define_flags(fv=flags.FLAGS):
   flags.DEFINE_integer('iterations_per_loop', 0, 'Steps per TPU loop; 0 uses '
                        'the checkpoint cadence.', **d)
   flags.DEFINE_integer('seed', None, 'Graph-level random seed.', **d)
+  # Off-TPU distribution (tf.distribute); see distribute.py.
+  flags.DEFINE_enum('distribution', 'auto', DISTRIBUTIONS,
+                    'auto: tpu with --use_tpu, mirrored when more than one '
+                    'GPU is visible (or --num_cpu_replicas > 1), else '
+                    'one_device; mirrored: MirroredStrategy over the GPUs '
+                    '(or CPU replicas) of this machine; multi_worker: '
+                    'MultiWorkerMirroredStrategy over the machines in '
+                    'TF_CONFIG.', **d)
+  flags.DEFINE_integer('num_gpus', None, 'GPUs per machine that mirrored / '
+                       'multi_worker use; unset: every visible GPU.', **d)
+  flags.DEFINE_integer('num_cpu_replicas', 1, 'Splits the CPU into N logical '
+                       'devices, one replica each, when no GPU is used (for '
+                       'tests and CPU clusters).', **d)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -520,6 +533,9 @@ class HParams:
   master: str
   iterations_per_loop: int
   seed: int
+  distribution: str
+  num_gpus: int
+  num_cpu_replicas: int
 
   def replace(self, **changes):
     """A copy with some fields changed."""
@@ -831,10 +847,24 @@ def validate(hp, num_replicas=1):
     except re.error as e:
       raise HParamsError('--variable_schema: %r is not a valid regular '
                          'expression (%s).' % (hp.variable_schema, e))
+  _validate_distribution(hp)
   if hp.use_tpu:
     _require(bool(hp.tpu_name or hp.master), 'tpu_name',
              'is required with --use_tpu=True (or pass --master, or run with '
              '--use_tpu=False on CPU/GPU).')
+
+
+def _validate_distribution(hp):
+  """--distribution, --num_gpus and --num_cpu_replicas."""
+  _check_enum(hp, 'distribution', DISTRIBUTIONS)
+  _require(hp.num_cpu_replicas >= 1, 'num_cpu_replicas', 'must be >= 1.')
+  _require(hp.num_gpus is None or hp.num_gpus >= 0, 'num_gpus',
+           'must be >= 0.')
+  if hp.distribution == 'tpu':
+    _require(hp.use_tpu, 'distribution', 'tpu needs --use_tpu=True.')
+  elif hp.distribution != 'auto':
+    _require(not hp.use_tpu, 'distribution', '%s runs off TPU: pass '
+             '--use_tpu=False (or --distribution=auto/tpu).' % hp.distribution)
 
 
 def _validate_augmentation(hp):

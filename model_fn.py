@@ -8,6 +8,7 @@ import tensorflow.compat.v2 as tf2
 import augment
 import augment_device
 import checkpoint_restore
+import distribute
 import losses
 from losses import core
 import memory_queue
@@ -224,14 +225,21 @@ def _train_spec(hp, params, ctx, terms, total_loss, variables, update_ops,
   # Only the apply waits for the BN/SogCLR updates: making every gradient
   # op depend on them multiplies graph-building time on deep trunks.
 
+  step_fn = None
+  if tf.distribute.has_strategy():
+    step_fn = distribute.guarded_apply_fn(optimizer, grads_and_vars,
+                                          global_step)
+
   def apply():
+    if step_fn:  # the gradients are already applied: only what follows
+      return after_step(tf.no_op()) if after_step else tf.no_op()
     apply_op = optimizer.apply_gradients(grads_and_vars, global_step)
     return after_step(apply_op) if after_step else apply_op
 
   train_op, term_names = nonfinite_guard.guarded_train_op(
       apply,
       terms, [g for g, _ in grads_and_vars], global_step, ctx,
-      hp.max_nonfinite_steps, update_ops)
+      hp.max_nonfinite_steps, update_ops, step_fn=step_fn)
   train_op = tf.group(train_op, progress.record_train_values(terms, lr))
   guard_hook = nonfinite_guard.NonFiniteGuardHook(
       term_names, hp.max_nonfinite_steps, hp.model_dir,
@@ -243,6 +251,8 @@ def _train_spec(hp, params, ctx, terms, total_loss, variables, update_ops,
   return tf.estimator.tpu.TPUEstimatorSpec(
       tf.estimator.ModeKeys.TRAIN,
       loss=nonfinite_guard.reported_loss(total_loss), train_op=train_op,
+      # Under a strategy every replica builds it (hook lists must match) and
+      # the estimator runs replica 0's hooks only, as TPU writes core 0's.
       host_call=_host_call(hp, summaries, params.get('use_tpu')),
       scaffold_fn=scaffold_fn, training_hooks=[guard_hook])
 
@@ -256,7 +266,11 @@ def build_model_fn(hp, num_classes, num_train_examples, predict_keys=None):
   """
 
   def model_fn(features, labels, mode, params):
-    """Builds the train, eval or predict graph."""
+    """Builds the train, eval or predict graph (per replica under a strategy)."""
+    with distribute.state_variables_per_replica():
+      return replica_model_fn(features, labels, mode, params)
+
+  def replica_model_fn(features, labels, mode, params):
     is_training = mode == tf.estimator.ModeKeys.TRAIN
     ctx = replica.ReplicaContext.from_params(params)
     # Eval runs without cross-replica gathering (per-core metrics are averaged).

@@ -49,6 +49,7 @@ DEFAULT_VARIABLE_SCHEMA = (
 # Allowed values of the enum flags.
 MODES = ('train', 'eval', 'train_then_eval', 'export', 'preview', 'doctor')
 TRAIN_MODES = ('pretrain', 'finetune')
+DISTRIBUTIONS = ('auto', 'tpu', 'one_device', 'mirrored', 'multi_worker')
 # 'momentum' is Nesterov momentum, as in SimCLR; 'nesterov' names it plainly.
 OPTIMIZERS = ('lars', 'momentum', 'nesterov', 'adam', 'rmsprop')
 LR_SCHEDULES = ('cosine', 'exponential', 'piecewise', 'constant')

@@ -41,7 +41,7 @@ def _all_finite(tensors):
 
 
 def guarded_train_op(apply_fn, loss_terms, grads, global_step, ctx,
-                     max_nonfinite_steps, update_ops=()):
+                     max_nonfinite_steps, update_ops=(), step_fn=None):
   """The train op: apply_fn() when loss_terms and grads are finite on every replica, else a skipped step.
 
   Args:
@@ -52,6 +52,10 @@ def guarded_train_op(apply_fn, loss_terms, grads, global_step, ctx,
     ctx: replica.ReplicaContext; every replica takes the same decision.
     max_nonfinite_steps: skipped steps in a row after which the guard latches.
     update_ops: ops (BN moving averages, loss state) that run before the check.
+    step_fn: optional (finite) -> op that applies the gradients when `finite`
+      and otherwise only increments global_step, built outside the cond (a
+      tf.distribute merge_call cannot run inside one); apply_fn then builds
+      only what follows an applied step.
   """
   term_names = sorted(loss_terms)
   with tf.variable_scope(names.GUARD_SCOPE, reuse=tf.AUTO_REUSE):
@@ -67,8 +71,12 @@ def guarded_train_op(apply_fn, loss_terms, grads, global_step, ctx,
   finite = tf.logical_and(ctx.all_sum(local_ok) > ctx.num_replicas - 0.5,
                           tf.equal(latched.read_value(), 0))
 
+  stepped = [step_fn(finite)] if step_fn else []
+
   def apply():
-    with tf.control_dependencies([apply_fn()]):
+    with tf.control_dependencies(stepped):
+      applied = apply_fn()
+    with tf.control_dependencies([applied]):
       return tf.group(in_a_row.assign(0))
 
   def skip():
@@ -83,6 +91,8 @@ def guarded_train_op(apply_fn, loss_terms, grads, global_step, ctx,
     with tf.control_dependencies(records):  # read the latch before setting it
       records.append(latched.assign(tf.maximum(latched.read_value(), tf.cast(
           count >= max_nonfinite_steps, tf.int64))))
+    if step_fn:
+      return tf.group(*(records + stepped))
     with tf.control_dependencies(records):
       return tf.group(global_step.assign_add(1))
 
@@ -115,9 +125,11 @@ class NonFiniteGuardHook(tf.train.SessionRunHook):
 
   def begin(self):
     guard = _guard_variables(tf.get_default_graph())
-    self._fetch = [guard['latched'], guard['last_nonfinite_step'],
-                   guard['last_nonfinite_loss_terms']]
-    self._skipped = guard['nonfinite_in_a_row']
+    # Reads built here: under tf.distribute the guard variables are
+    # sync-on-read, and fetching one after the graph is final would add ops.
+    self._fetch = [tf.identity(guard[name]) for name in (
+        'latched', 'last_nonfinite_step', 'last_nonfinite_loss_terms')]
+    self._skipped = tf.identity(guard['nonfinite_in_a_row'])
     self._reported_step = None
     self._global_step = tf.train.get_global_step()
     weights = tf.trainable_variables()

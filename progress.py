@@ -128,7 +128,7 @@ class TrainProgressHook(tf.train.SessionRunHook):
     stores = {v.op.name.split('/')[-1]: v for v in
               tf.get_collection(names.PROGRESS_COLLECTION)}
     self._global_step = tf.train.get_global_step()
-    self._values = stores['train_values']
+    self._values = tf.identity(stores['train_values'])  # a read op: see NonFiniteGuardHook
     self._meter = RateMeter(self._clock)
 
   def after_create_session(self, session, coord):

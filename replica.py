@@ -1,19 +1,64 @@
 """Replica context: replica count, replica id and cross-replica collectives.
 
 Everything that must know about the other TPU cores goes through a
-`ReplicaContext`.  On TPU it is backed by `tpu.cross_replica_sum`; off TPU it
-is the trivial one-replica context.  Tests inject a collective all-reduce and
+`ReplicaContext`.  On TPU it is backed by `tpu.cross_replica_sum`; under a
+tf.distribute strategy (--distribution=mirrored/multi_worker) by collective
+all-reduces between the strategy's replicas; on one device it is the trivial
+one-replica context.  Tests inject a collective all-reduce and
 an explicit replica id so the sharded maths can run on N CPU devices in one
 graph (`xla.replica_id()` must never run on CPU: it crashes the process).
 """
 
+import itertools
+import weakref
+
 import tensorflow.compat.v1 as tf
+from tensorflow.python.ops import collective_ops  # pylint: disable=g-direct-tensorflow-import
+
+# Collective keys of the distributed backend.  The group key depends only on
+# the replica count and the instance keys count per (graph, replica) in call
+# order, so every replica and every worker, building the same model_fn,
+# agrees on them without talking.  They sit far above the strategy's own keys.
+_GROUP_KEY_BASE = 1 << 28
+_FORWARD_KEY_BASE = 1 << 26
+_BACKWARD_KEY_BASE = 1 << 27
+_instance_counters = weakref.WeakKeyDictionary()
 
 
 def _tpu_replica_id():
   """Replica id of the calling TPU core (only valid inside a TPU computation)."""
   from tensorflow.compiler.tf2xla.python import xla  # pylint: disable=g-import-not-at-top
   return tf.cast(xla.replica_id(), tf.int32)
+
+
+def _next_instance_key(replica_id):
+  per_graph = _instance_counters.setdefault(tf.get_default_graph(), {})
+  return next(per_graph.setdefault(replica_id, itertools.count()))
+
+
+def _collective_sum(num_replicas, replica_id):
+  """A differentiable all-sum over the strategy's replicas (TPU gradient semantics).
+
+  The gradient of the sum is the sum of the gradients, as for TPU's
+  CrossReplicaSum.  tf.distribute's own all_reduce is not used: in a TF1
+  session on CPU it reduces on one device, and its custom gradient then walks
+  into the other replicas' variables and fails.
+  """
+  group_key = _GROUP_KEY_BASE + num_replicas
+
+  @tf.custom_gradient
+  def cross_replica_sum(x):
+    key = _next_instance_key(replica_id)
+    y = collective_ops.all_reduce(x, num_replicas, group_key,
+                                  _FORWARD_KEY_BASE + key, 'Add', 'Id')
+
+    def grad(dy):
+      return collective_ops.all_reduce(dy, num_replicas, group_key,
+                                       _BACKWARD_KEY_BASE + key, 'Add', 'Id')
+
+    return y, grad
+
+  return cross_replica_sum
 
 
 class ReplicaContext(object):
@@ -41,8 +86,34 @@ class ReplicaContext(object):
     return cls(num_replicas, None, tf.tpu.cross_replica_sum)
 
   @classmethod
+  def distributed(cls):
+    """The context of the current tf.distribute replica (local() outside one)."""
+    if not tf.distribute.has_strategy() or tf.distribute.in_cross_replica_context():
+      return cls.local()
+    rc = tf.distribute.get_replica_context()
+    num_replicas = rc.num_replicas_in_sync
+    if num_replicas <= 1:
+      return cls.local()
+    replica_id = tf.get_static_value(rc.replica_id_in_sync_group)
+    if replica_id is None:
+      raise ValueError('the tf.distribute replica id is not a constant; the '
+                       'collectives need it at graph-building time')
+    replica_id = int(replica_id)
+    return cls(num_replicas, replica_id,
+               _collective_sum(num_replicas, replica_id))
+
+  @property
+  def static_replica_id(self):
+    """This replica's id as a Python int, or None on TPU (known only at run time)."""
+    if self.num_replicas == 1:
+      return 0
+    return tf.get_static_value(self._replica_id) if self._replica_id is not None else None
+
+  @classmethod
   def from_params(cls, params):
-    """Context from TPUEstimator params (`context` is present only on TPU)."""
+    """Context from TPUEstimator params (`context` is present only on TPU) or the active strategy."""
+    if tf.distribute.has_strategy():
+      return cls.distributed()
     tpu_context = params.get('context') if params else None
     if tpu_context is None or not params.get('use_tpu', False):
       return cls.local()

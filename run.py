@@ -17,6 +17,7 @@ import atomic_files
 import augment_policies
 import checkpoint_restore
 import data_input
+import distribute
 import doctor
 import export
 import feature_monitor
@@ -126,8 +127,12 @@ def steps_per_loop(hp, num_train_examples):
 
 
 def build_estimator(hp, resolver, num_classes, num_train_examples,
-                    predict_keys=None):
-  """The TPUEstimator with RunConfig/TPUConfig set from `hp`."""
+                    predict_keys=None, strategy=None):
+  """The TPUEstimator with RunConfig/TPUConfig set from `hp`.
+
+  Off TPU, `strategy` (a tf.distribute strategy, see distribute.py) runs
+  training on its replicas; evaluation and prediction run on one device.
+  """
   ckpt_steps = schedule.checkpoint_steps(hp, num_train_examples)
   iterations = steps_per_loop(hp, num_train_examples)
   input_v2 = tf.estimator.tpu.InputPipelineConfig.PER_HOST_V2
@@ -140,6 +145,8 @@ def build_estimator(hp, resolver, num_classes, num_train_examples,
       save_summary_steps=ckpt_steps,
       log_step_count_steps=min(100, ckpt_steps),
       tf_random_seed=hp.seed,
+      train_distribute=strategy,
+      session_config=distribute.session_config(hp) if strategy else None,
       tpu_config=tf.estimator.tpu.TPUConfig(
           iterations_per_loop=iterations,
           per_host_input_for_training=input_v2,
@@ -282,6 +289,11 @@ def report(hp, result):
   print('=' * 72)
 
 
+def training_mode(hp):
+  """Whether --mode trains (only training runs on the tf.distribute replicas)."""
+  return hp.mode in ('train', 'train_then_eval')
+
+
 def run(hp):
   """Runs `hp.mode`; returns the last evaluation result (or None)."""
   job_start = time.time()
@@ -302,6 +314,11 @@ def run(hp):
   resolver, num_cores = resolve_tpu(hp)
   if num_cores:
     hparams_flags.validate(hp, num_replicas=num_cores)
+  strategy = distribute.make_strategy(hp) if training_mode(hp) else None
+  if strategy is not None:
+    hparams_flags.validate(hp, num_replicas=strategy.num_replicas_in_sync)
+    console.info('--distribution=%s: %d replicas.', distribute.resolve(hp),
+                 strategy.num_replicas_in_sync)
   check_checkpoint_exists(hp)
   source = data_input.get_source(hp)
   info = data_input.dataset_info(hp, source)
@@ -372,7 +389,8 @@ def run(hp):
           'train further.', hp.model_dir, done, total_steps)
     start = time.time()
     train_with_recovery(hp, lambda h: build_estimator(
-        h, resolver, info.num_classes, info.num_train_examples),
+        h, resolver, info.num_classes, info.num_train_examples,
+        strategy=strategy),
                         train_input_fn, total_steps, info.num_train_examples)
     console.info('Training took %s.', progress.format_duration(
         time.time() - start))
@@ -391,6 +409,7 @@ def main(argv):
     result = run(hp)
   except (hparams_flags.HParamsError, data_input.DataError,
           TpuResolutionError, checkpoint_restore.RestoreError,
+          distribute.DistributionError,
           flags_record.FlagsChangedError,
           augment_policies.MissingDependencyError) as e:
     raise app.UsageError(str(e))
