@@ -1,0 +1,109 @@
+"""One training step of the real model_fn on R replicas (a subprocess of test_distribute.py).
+
+Usage: distribute_step.py REPLICAS OUT_DIR INIT_DIR_OR_- CASE_JSON...
+
+Each CASE_JSON is {"name": ..., "flags": {hparam: value}}.  For every case the
+same fixed global batch (no random augmentation) trains one step through
+run.build_estimator: no strategy when REPLICAS is 0 (the one_device path),
+else MirroredStrategy over REPLICAS logical CPUs.  With INIT_DIR, training
+starts from INIT_DIR/NAME's step-0 checkpoint (the same initial weights).
+Writes OUT_DIR/NAME/step1.npz: every checkpoint variable after the step, and
+the loss the estimator reported (its `loss` summary).
+"""
+
+import glob
+import json
+import os
+import shutil
+import sys
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import tensorflow.compat.v1 as tf  # pylint: disable=g-import-not-at-top,wrong-import-position
+
+import distribute  # pylint: disable=g-import-not-at-top,wrong-import-position
+import hparams_flags  # pylint: disable=wrong-import-position
+import run  # pylint: disable=wrong-import-position
+
+GLOBAL_BATCH = 8
+NUM_CLASSES = 4
+NUM_EXAMPLES = 32
+
+BASE = dict(use_tpu=False, dataset='synthetic', image_size=16,
+            resnet_depth=18, train_batch_size=GLOBAL_BATCH,
+            synthetic_train_examples=NUM_EXAMPLES, proj_out_dim=16,
+            num_proj_layers=2, optimizer='momentum', learning_rate=0.5,
+            learning_rate_scaling='linear', warmup_epochs=0,
+            train_steps=1, checkpoint_steps=1, train_summary_steps=0,
+            use_blur=False, keep_hub_module_max=0, knn_bank_size=0)
+
+
+def global_batch(hp):
+  """The fixed global batch: features and labels as numpy arrays."""
+  rng = np.random.RandomState(0)
+  views = hp.views_per_example
+  images = rng.uniform(size=(GLOBAL_BATCH, hp.image_size, hp.image_size,
+                             3 * views)).astype(np.float32)
+  ids = np.array([3, 17, 5, 30, 11, 0, 22, 8], np.int64)
+  labels = (ids % NUM_CLASSES).astype(np.int32)
+  return ({'image': images, 'id': ids},
+          {'label': labels, 'mask': np.ones(GLOBAL_BATCH, np.float32)})
+
+
+def input_fn(hp):
+  """Per-replica batches that concatenate to the global batch, in order."""
+
+  def fn(params, input_context=None):
+    batch = params['batch_size']
+    if input_context is not None:
+      batch = input_context.get_per_replica_batch_size(batch)
+    ds = tf.data.Dataset.from_tensor_slices(global_batch(hp))
+    return ds.batch(batch, drop_remainder=True).repeat()
+
+  return fn
+
+
+def reported_loss(model_dir):
+  """The `loss` the estimator summarised for the step."""
+  for path in glob.glob(os.path.join(model_dir, 'events.out.tfevents*')):
+    for event in tf.train.summary_iterator(path):
+      for value in event.summary.value:
+        if value.tag == 'loss' and event.step == 1:
+          return value.simple_value
+  return np.nan
+
+
+def main(argv):
+  replicas, out_dir, init_dir = int(argv[1]), argv[2], argv[3]
+  cases = [json.loads(c) for c in argv[4:]]
+  tf.disable_v2_behavior()
+  for case in cases:
+    model_dir = os.path.join(out_dir, case['name'])
+    if init_dir != '-':
+      os.makedirs(model_dir)
+      for path in glob.glob(os.path.join(init_dir, case['name'],
+                                         'model.ckpt-0.*')):
+        shutil.copy(path, model_dir)
+      tf.train.update_checkpoint_state(model_dir, 'model.ckpt-0')
+    flags = dict(BASE, **case['flags'])
+    if replicas:
+      flags.update(distribution='mirrored', num_cpu_replicas=replicas)
+    else:
+      flags.update(distribution='one_device')
+    hp = hparams_flags.default_hparams(model_dir=model_dir, **flags)
+    hparams_flags.validate(hp)
+    strategy = distribute.make_strategy(hp)
+    estimator = run.build_estimator(hp, None, NUM_CLASSES, NUM_EXAMPLES,
+                                    strategy=strategy)
+    estimator.train(input_fn(hp), max_steps=1)
+    reader = tf.train.load_checkpoint(os.path.join(model_dir, 'model.ckpt-1'))
+    values = {name: reader.get_tensor(name)
+              for name in reader.get_variable_to_shape_map()}
+    values['__loss__'] = np.array(reported_loss(model_dir))
+    np.savez(os.path.join(model_dir, 'step1.npz'), **values)
+
+
+if __name__ == '__main__':
+  main(sys.argv)

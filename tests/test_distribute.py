@@ -1,0 +1,120 @@
+"""--distribution on tf.distribute: flags, and R CPU replicas == one replica on the global batch."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import distribute
+import hparams_flags
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+STEP = os.path.join(ROOT, 'tests', 'distribute_step.py')
+
+# Every objective, with the state each keeps: SogCLR's u, FNC's memory queue
+# and momentum encoder, global BN moving averages in all of them.
+CASES = [
+    {'name': 'nt_xent', 'flags': {}},
+    {'name': 'supcon', 'flags': {'loss': 'supcon'}},
+    {'name': 'cross_entropy', 'flags': {'loss': 'cross_entropy',
+                                        'label_smoothing': 0.1}},
+    {'name': 'rpc', 'flags': {'loss': 'rpc', 'temperature': 16.0}},
+    {'name': 'sogclr', 'flags': {'loss': 'sogclr', 'sogclr_gamma': 0.9}},
+    {'name': 'fnc_memory', 'flags': {'loss': 'fnc', 'fnc_support_views': 1,
+                                     'fnc_topk': 2, 'memory_multiplier': 4,
+                                     'moving_average_decay': 0.9}},
+]
+
+
+def _one_step(replicas, out_dir, init_dir='-'):
+  env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL='2', PYTHONPATH=ROOT)
+  proc = subprocess.run(
+      [sys.executable, STEP, str(replicas), out_dir, init_dir] +
+      [json.dumps(c) for c in CASES],
+      env=env, capture_output=True, text=True, timeout=1500)
+  assert proc.returncode == 0, proc.stderr[-5000:]
+  return {c['name']: dict(np.load(os.path.join(out_dir, c['name'],
+                                               'step1.npz')))
+          for c in CASES}
+
+
+@pytest.fixture(scope='module')
+def one_device_step(tmp_path_factory):
+  out = str(tmp_path_factory.mktemp('one_device'))
+  return out, _one_step(0, out)
+
+
+def _relative_error(x, y):
+  x, y = np.asarray(x, np.float64), np.asarray(y, np.float64)
+  return np.linalg.norm(x - y) / max(np.linalg.norm(y), 1e-12)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize('replicas', [2, 4])
+def test_replicas_step_equals_one_device_step(tmp_path, one_device_step,
+                                              replicas):
+  init_dir, reference = one_device_step
+  result = _one_step(replicas, str(tmp_path / 'r'), init_dir)
+  for case in CASES:
+    ref, got = reference[case['name']], result[case['name']]
+    assert sorted(got) == sorted(ref), case['name']
+    assert np.isfinite(ref['__loss__'])
+    errors = {}
+    for name, value in ref.items():
+      if value.dtype.kind in 'iub':  # step, queue labels/ids/valid: exact
+        np.testing.assert_array_equal(got[name], value,
+                                      err_msg='%s %s' % (case['name'], name))
+      else:
+        errors[name] = _relative_error(got[name], value)
+    # Weights, optimizer slots (the momentum slot is the first step's
+    # gradient), BN moving averages, u, queue rows and the reported loss.
+    worst = max(errors, key=errors.get)
+    assert errors[worst] <= 1e-5, (case['name'], worst, errors[worst])
+    if case['name'] == 'sogclr':
+      assert np.count_nonzero(ref['sogclr/sogclr_u']) == 8
+    if case['name'] == 'fnc_memory':
+      queue = [n for n in ref if n.startswith('memory') and
+               ref[n].dtype.kind == 'f']
+      assert queue and any(np.count_nonzero(ref[n]) for n in queue)
+
+
+def test_distribution_resolves_from_the_flags():
+  hp = hparams_flags.default_hparams
+  assert distribute.resolve(hp(use_tpu=True, tpu_name='t')) == 'tpu'
+  assert distribute.resolve(hp(use_tpu=False)) == (
+      'mirrored' if distribute.visible_gpus() > 1 else 'one_device')
+  assert distribute.resolve(hp(use_tpu=False, num_cpu_replicas=2)) == 'mirrored'
+  assert distribute.resolve(hp(use_tpu=False,
+                               distribution='one_device')) == 'one_device'
+  assert distribute.make_strategy(hp(use_tpu=False,
+                                     distribution='one_device')) is None
+
+
+@pytest.mark.parametrize('overrides, flag', [
+    (dict(distribution='mirrored', use_tpu=True, tpu_name='t'), 'distribution'),
+    (dict(distribution='tpu', use_tpu=False), 'distribution'),
+    (dict(num_cpu_replicas=0, use_tpu=False), 'num_cpu_replicas'),
+    (dict(num_gpus=-1, use_tpu=False), 'num_gpus'),
+])
+def test_bad_distribution_flags_name_the_flag(overrides, flag):
+  hp = hparams_flags.default_hparams(model_dir='/tmp/m', dataset='synthetic',
+                                     **overrides)
+  with pytest.raises(hparams_flags.HParamsError, match='--' + flag):
+    hparams_flags.validate(hp)
+
+
+def test_multi_worker_without_tf_config_names_tf_config(monkeypatch):
+  monkeypatch.delenv('TF_CONFIG', raising=False)
+  hp = hparams_flags.default_hparams(use_tpu=False, distribution='multi_worker')
+  with pytest.raises(distribute.DistributionError, match='TF_CONFIG'):
+    distribute.make_strategy(hp)
+
+
+def test_more_gpus_than_visible_fails_naming_num_gpus():
+  hp = hparams_flags.default_hparams(use_tpu=False,
+                                     num_gpus=distribute.visible_gpus() + 1)
+  with pytest.raises(distribute.DistributionError, match='--num_gpus'):
+    distribute.num_local_gpus(hp)
