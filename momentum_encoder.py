@@ -12,10 +12,21 @@ moving statistics are the EMA of the online ones).  The output is
 stop-gradient.
 """
 
+import functools
+
 import tensorflow.compat.v1 as tf
 
 import model
 import names
+
+
+def _online_value(source, *unused_args, **unused_kwargs):
+  """The online variable's value, for the EMA copy's initializer."""
+  if tf.distribute.has_strategy():
+    # A mirrored variable has no initialized_value(); its initial value is
+    # the tensor its own initializer assigns in the same init run.
+    return source.initial_value
+  return source.initialized_value()
 
 
 class MomentumEncoder(object):
@@ -38,8 +49,7 @@ class MomentumEncoder(object):
       kwargs['trainable'] = False
       kwargs['collections'] = [tf.GraphKeys.GLOBAL_VARIABLES]
       if self._hp.fnc_ema_init == 'online':
-        kwargs['initializer'] = (
-            lambda *unused_args, **unused_kwargs: source.initialized_value())
+        kwargs['initializer'] = functools.partial(_online_value, source)
       variable = getter(name, *args, **kwargs)
       self.pairs.append((variable, source))
       return variable
@@ -51,7 +61,8 @@ class MomentumEncoder(object):
 
     Call after the online network is built (its variables are the sources).
     """
-    online = {v.op.name: v for v in tf.global_variables()}
+    # v.name, not v.op.name: a mirrored variable's op is the current replica's.
+    online = {v.name.rsplit(':', 1)[0]: v for v in tf.global_variables()}
     updates = tf.get_collection_ref(tf.GraphKeys.UPDATE_OPS)
     num_updates = len(updates)
     with tf.variable_scope(self._scope, custom_getter=self._getter(online)):

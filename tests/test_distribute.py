@@ -21,12 +21,18 @@ CASES = [
     {'name': 'supcon', 'flags': {'loss': 'supcon'}},
     {'name': 'cross_entropy', 'flags': {'loss': 'cross_entropy',
                                         'label_smoothing': 0.1}},
+    # RPC's chi bound sums large, cancelling f and f^2 terms: float32
+    # rounding of the per-replica partial sums reaches ~1e-3 of the first
+    # layers' gradients (the loss agrees to 1e-7), see RELATIVE_ERROR.
     {'name': 'rpc', 'flags': {'loss': 'rpc', 'temperature': 16.0}},
     {'name': 'sogclr', 'flags': {'loss': 'sogclr', 'sogclr_gamma': 0.9}},
     {'name': 'fnc_memory', 'flags': {'loss': 'fnc', 'fnc_support_views': 1,
                                      'fnc_topk': 2, 'memory_multiplier': 4,
                                      'moving_average_decay': 0.9}},
 ]
+
+
+RELATIVE_ERROR = {'rpc': 2e-3}  # default 1e-5
 
 
 def _one_step(replicas, out_dir, init_dir='-'):
@@ -72,7 +78,9 @@ def test_replicas_step_equals_one_device_step(tmp_path, one_device_step,
     # Weights, optimizer slots (the momentum slot is the first step's
     # gradient), BN moving averages, u, queue rows and the reported loss.
     worst = max(errors, key=errors.get)
-    assert errors[worst] <= 1e-5, (case['name'], worst, errors[worst])
+    limit = RELATIVE_ERROR.get(case['name'], 1e-5)
+    assert errors[worst] <= limit, (case['name'], worst, errors[worst])
+    assert _relative_error(got['__loss__'], ref['__loss__']) <= 1e-5
     if case['name'] == 'sogclr':
       assert np.count_nonzero(ref['sogclr/sogclr_u']) == 8
     if case['name'] == 'fnc_memory':
@@ -118,3 +126,42 @@ def test_more_gpus_than_visible_fails_naming_num_gpus():
                                      num_gpus=distribute.visible_gpus() + 1)
   with pytest.raises(distribute.DistributionError, match='--num_gpus'):
     distribute.num_local_gpus(hp)
+
+
+MIRRORED = ['--distribution=mirrored', '--num_cpu_replicas=2']
+
+
+@pytest.mark.slow
+def test_mirrored_train_then_eval_eval_job_export_and_resume(tmp_path):
+  from tests import test_export, test_run_e2e  # pylint: disable=g-import-not-at-top
+  model_dir = str(tmp_path / 'm')
+  args = test_run_e2e.TINY + MIRRORED + ['--checkpoint_steps=1',
+                                         '--model_dir=' + model_dir]
+  proc = test_run_e2e.run_py(args + ['--mode=train_then_eval',
+                                     '--train_steps=2',
+                                     '--keep_hub_module_max=1'])
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  assert '--distribution=mirrored: 2 replicas' in proc.stderr
+  assert test_run_e2e.checkpoint_steps(model_dir) == [0, 1, 2]
+  result = json.load(open(os.path.join(model_dir, 'result.json')))
+  assert result['global_step'] == 2
+  assert 0 <= result['label_top_1_accuracy'] <= 1
+  # The exports of a mirrored run load and match the estimator's predictions.
+  test_export.run_check('predict', model_dir, 2)
+  test_export.run_check('saved_model', model_dir, 2)
+  # The continuous eval job (one device) follows the mirrored trainer's dir.
+  proc = test_run_e2e.run_py(args + ['--mode=eval', '--train_steps=2',
+                                     '--eval_timeout_secs=5'])
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  assert 'Evaluated checkpoint at step 2' in proc.stdout
+  # A mirrored trainer resumes from its own checkpoint.
+  proc = test_run_e2e.run_py(args + ['--mode=train', '--train_steps=3'])
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  assert 'Resuming from' in proc.stderr
+  assert test_run_e2e.checkpoint_steps(model_dir)[-1] == 3
+  # --mode=export of a mirrored checkpoint.
+  export_dir = str(tmp_path / 'e')
+  proc = test_run_e2e.run_py(test_run_e2e.TINY + MIRRORED + [
+      '--mode=export', '--checkpoint=' + model_dir, '--model_dir=' + export_dir])
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  assert 'Hub module: ' + os.path.join(export_dir, 'hub', '3') in proc.stdout
