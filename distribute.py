@@ -88,12 +88,27 @@ def check_tf_config():
   """Fails unless TF_CONFIG names a cluster and this task (multi_worker)."""
   config = tf_config()
   cluster, task = config.get('cluster') or {}, config.get('task') or {}
+  if 'evaluator' in cluster:
+    raise DistributionError(
+        'TF_CONFIG: an "evaluator" task is not used; run the evaluation as a '
+        'separate --mode=eval job on the same --model_dir.')
   if not cluster or 'type' not in task or 'index' not in task:
     raise DistributionError(
         '--distribution=multi_worker needs TF_CONFIG with "cluster" '
         '({"chief": [...], "worker": [...]}) and "task" ({"type": ..., '
         '"index": ...}); scripts/launch_multi_worker.sh writes it per host.')
   return config
+
+
+def is_chief(hp):
+  """Whether this process writes model_dir: always, except a multi_worker non-chief."""
+  if resolve(hp) != 'multi_worker':
+    return True
+  config = check_tf_config()
+  task = config['task']
+  if 'chief' in config['cluster']:
+    return task['type'] == 'chief'
+  return task['type'] == 'worker' and int(task['index']) == 0
 
 
 def make_strategy(hp):

@@ -177,10 +177,21 @@ def train_with_recovery(hp, make_estimator, train_input_fn, total_steps,
     trial_hp = hp if trial == 0 else hp.replace(
         inject_nonfinite_steps=(),
         seed=None if hp.seed is None else hp.seed + trial)
+    listeners = [nonfinite_guard.FiniteCheckpointListener()]
     try:
+      if distribute.resolve(hp) == 'multi_worker':
+        # The estimator trains across workers only in train_and_evaluate
+        # (its distribute coordinator); evaluation is the --mode=eval job.
+        tf.estimator.train_and_evaluate(
+            make_estimator(trial_hp),
+            tf.estimator.TrainSpec(train_input_fn, max_steps=total_steps,
+                                   hooks=[progress_hook],
+                                   saving_listeners=listeners),
+            tf.estimator.EvalSpec(train_input_fn, steps=1))
+        return
       make_estimator(trial_hp).train(
           train_input_fn, max_steps=total_steps, hooks=[progress_hook],
-          saving_listeners=[nonfinite_guard.FiniteCheckpointListener()])
+          saving_listeners=listeners)
       return
     except nonfinite_guard.NonFiniteError as e:
       if trial == hp.nan_recovery_trials:
@@ -379,6 +390,15 @@ def run(hp):
 
   if hp.mode == 'eval':
     return continuous_eval(hp, evaluate_and_export, total_steps)
+  if not distribute.is_chief(hp):
+    # A non-chief worker trains in step with the chief, which holds the
+    # trainer lock, writes flags.json and summaries, and evaluates.
+    hp = hp.replace(train_summary_steps=0)
+    train_with_recovery(hp, lambda h: build_estimator(
+        h, resolver, info.num_classes, info.num_train_examples,
+        strategy=strategy), train_input_fn, total_steps,
+                        info.num_train_examples)
+    return None
   with trainer_lock.TrainerLock(hp.model_dir):
     flags_record.write(hp, latest)
     done = int(latest.rsplit('-', 1)[-1]) if latest else 0

@@ -1,6 +1,7 @@
 """One training step of the real model_fn on R replicas (a subprocess of test_distribute.py).
 
 Usage: distribute_step.py REPLICAS OUT_DIR INIT_DIR_OR_- CASE_JSON...
+REPLICAS -1: one worker of a multi_worker job (TF_CONFIG set by the caller).
 
 Each CASE_JSON is {"name": ..., "flags": {hparam: value}}.  For every case the
 same fixed global batch (no random augmentation) trains one step through
@@ -59,7 +60,16 @@ def input_fn(hp):
     batch = params['batch_size']
     if input_context is not None:
       batch = input_context.get_per_replica_batch_size(batch)
-    ds = tf.data.Dataset.from_tensor_slices(global_batch(hp))
+    features, labels = global_batch(hp)
+    if input_context is not None and input_context.num_input_pipelines > 1:
+      # One worker per pipeline: worker w holds replicas w*R..(w+1)*R-1, so
+      # it reads the w-th block of the global batch.
+      rows = GLOBAL_BATCH // input_context.num_input_pipelines
+      block = slice(input_context.input_pipeline_id * rows,
+                    (input_context.input_pipeline_id + 1) * rows)
+      features = {k: v[block] for k, v in features.items()}
+      labels = {k: v[block] for k, v in labels.items()}
+    ds = tf.data.Dataset.from_tensor_slices((features, labels))
     return ds.batch(batch, drop_remainder=True).repeat()
 
   return fn
@@ -81,23 +91,32 @@ def main(argv):
   tf.disable_v2_behavior()
   for case in cases:
     model_dir = os.path.join(out_dir, case['name'])
-    if init_dir != '-':
+    flags = dict(BASE, **case['flags'])
+    if replicas < 0:
+      flags.update(distribution='multi_worker')
+    elif replicas:
+      flags.update(distribution='mirrored', num_cpu_replicas=replicas)
+    else:
+      flags.update(distribution='one_device')
+    hp = hparams_flags.default_hparams(model_dir=model_dir, **flags)
+    if init_dir != '-' and distribute.is_chief(hp):
       os.makedirs(model_dir)
       for path in glob.glob(os.path.join(init_dir, case['name'],
                                          'model.ckpt-0.*')):
         shutil.copy(path, model_dir)
       tf.train.update_checkpoint_state(model_dir, 'model.ckpt-0')
-    flags = dict(BASE, **case['flags'])
-    if replicas:
-      flags.update(distribution='mirrored', num_cpu_replicas=replicas)
-    else:
-      flags.update(distribution='one_device')
-    hp = hparams_flags.default_hparams(model_dir=model_dir, **flags)
     hparams_flags.validate(hp)
     strategy = distribute.make_strategy(hp)
     estimator = run.build_estimator(hp, None, NUM_CLASSES, NUM_EXAMPLES,
                                     strategy=strategy)
-    estimator.train(input_fn(hp), max_steps=1)
+    if replicas < 0:
+      tf.estimator.train_and_evaluate(
+          estimator, tf.estimator.TrainSpec(input_fn(hp), max_steps=1),
+          tf.estimator.EvalSpec(input_fn(hp), steps=1))
+      if not distribute.is_chief(hp):
+        continue
+    else:
+      estimator.train(input_fn(hp), max_steps=1)
     reader = tf.train.load_checkpoint(os.path.join(model_dir, 'model.ckpt-1'))
     values = {name: reader.get_tensor(name)
               for name in reader.get_variable_to_shape_map()}

@@ -2,6 +2,7 @@
 
 import json
 import os
+import socket
 import subprocess
 import sys
 
@@ -47,6 +48,25 @@ def _one_step(replicas, out_dir, init_dir='-'):
           for c in CASES}
 
 
+def _free_ports(count):
+  sockets = [socket.socket() for _ in range(count)]
+  for sock in sockets:
+    sock.bind(('localhost', 0))
+  ports = [sock.getsockname()[1] for sock in sockets]
+  for sock in sockets:
+    sock.close()
+  return ports
+
+
+def tf_configs(num_workers):
+  """TF_CONFIG of a chief and num_workers - 1 workers on loopback ports."""
+  addresses = ['localhost:%d' % p for p in _free_ports(num_workers)]
+  cluster = {'chief': addresses[:1], 'worker': addresses[1:]}
+  tasks = [{'type': 'chief', 'index': 0}] + [
+      {'type': 'worker', 'index': i} for i in range(num_workers - 1)]
+  return [json.dumps({'cluster': cluster, 'task': t}) for t in tasks]
+
+
 @pytest.fixture(scope='module')
 def one_device_step(tmp_path_factory):
   out = str(tmp_path_factory.mktemp('one_device'))
@@ -87,6 +107,32 @@ def test_replicas_step_equals_one_device_step(tmp_path, one_device_step,
       queue = [n for n in ref if n.startswith('memory') and
                ref[n].dtype.kind == 'f']
       assert queue and any(np.count_nonzero(ref[n]) for n in queue)
+
+
+@pytest.mark.slow
+def test_two_worker_processes_step_equals_one_device_step(tmp_path,
+                                                         one_device_step):
+  init_dir, reference = one_device_step
+  out = str(tmp_path / 'mw')
+  case = CASES[0]
+  env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL='2', PYTHONPATH=ROOT)
+  procs = [subprocess.Popen(
+      [sys.executable, STEP, '-1', out, init_dir, json.dumps(case)],
+      env=dict(env, TF_CONFIG=config), stdout=subprocess.PIPE,
+      stderr=subprocess.STDOUT, text=True) for config in tf_configs(2)]
+  outputs = [p.communicate(timeout=900)[0] for p in procs]
+  for proc, output in zip(procs, outputs):
+    assert proc.returncode == 0, output[-4000:]
+  got = dict(np.load(os.path.join(out, case['name'], 'step1.npz')))
+  ref = reference[case['name']]
+  assert sorted(got) == sorted(ref)
+  for name, value in ref.items():
+    assert _relative_error(got[name], value) <= 1e-5, name
+  # The chief writes model_dir; the estimator keeps the worker's own copies
+  # (never read) under model_dir/tmp_worker_0.
+  names = os.listdir(os.path.join(out, case['name']))
+  assert 'model.ckpt-1.index' in names
+  assert sorted(n for n in names if n.startswith('tmp_')) == ['tmp_worker_0']
 
 
 def test_distribution_resolves_from_the_flags():
@@ -165,3 +211,27 @@ def test_mirrored_train_then_eval_eval_job_export_and_resume(tmp_path):
       '--mode=export', '--checkpoint=' + model_dir, '--model_dir=' + export_dir])
   assert proc.returncode == 0, proc.stderr[-3000:]
   assert 'Hub module: ' + os.path.join(export_dir, 'hub', '3') in proc.stdout
+
+
+def test_launcher_writes_tf_config_per_host():
+  script = os.path.join(ROOT, 'scripts', 'launch_multi_worker.sh')
+  configs = []
+  for index in range(3):
+    proc = subprocess.run(
+        [script, '--distribution=multi_worker'], capture_output=True,
+        text=True, env=dict(os.environ, HOSTS='h0:2222,h1:2222,h2:2222',
+                            TASK_INDEX=str(index), PYTHON='echo'))
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == [os.path.join(ROOT, 'run.py'),
+                                   '--distribution=multi_worker']
+    configs.append(json.loads(proc.stderr.split('TF_CONFIG=', 1)[1]))
+  assert all(c['cluster'] == {'chief': ['h0:2222'],
+                              'worker': ['h1:2222', 'h2:2222']}
+             for c in configs)
+  assert [c['task'] for c in configs] == [
+      {'type': 'chief', 'index': 0}, {'type': 'worker', 'index': 0},
+      {'type': 'worker', 'index': 1}]
+  proc = subprocess.run([script], capture_output=True, text=True,
+                        env=dict(os.environ, HOSTS='h0:1', TASK_INDEX='1',
+                                 PYTHON='echo'))
+  assert proc.returncode != 0 and 'TASK_INDEX=1' in proc.stderr
