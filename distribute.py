@@ -132,11 +132,6 @@ def make_strategy(hp):
       communication=implementation)
 
 
-def num_replicas(strategy):
-  """Replicas in sync (1 without a strategy)."""
-  return strategy.num_replicas_in_sync if strategy is not None else 1
-
-
 def _per_replica_state(next_creator, **kwargs):
   """Non-trainable variables get one copy per replica, saved from replica 0."""
   if (not kwargs.get('trainable', True) and

@@ -102,13 +102,6 @@ class ReplicaContext(object):
     return cls(num_replicas, replica_id,
                _collective_sum(num_replicas, replica_id))
 
-  @property
-  def static_replica_id(self):
-    """This replica's id as a Python int, or None on TPU (known only at run time)."""
-    if self.num_replicas == 1:
-      return 0
-    return tf.get_static_value(self._replica_id) if self._replica_id is not None else None
-
   @classmethod
   def from_params(cls, params):
     """Context from TPUEstimator params (`context` is present only on TPU) or the active strategy."""
