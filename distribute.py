@@ -197,3 +197,32 @@ def session_config(hp):
   if hp.num_cpu_replicas <= 1 or resolve(hp) in ('tpu', 'one_device'):
     return None
   return tf.ConfigProto(device_count={'CPU': hp.num_cpu_replicas})
+
+
+class WorkerLostError(RuntimeError):
+  """A multi_worker job lost a worker: its collectives cannot complete."""
+
+
+class WorkerLossHook(tf.train.SessionRunHook):
+  """Fails a multi_worker job clearly when a peer is gone.
+
+  When a worker dies, the others' collectives fail with UnavailableError,
+  which MonitoredSession treats as a preemption: it recreates the session and
+  retries forever.  A lost peer only returns when restarted, so after
+  `max_recoveries` recreated sessions this raises WorkerLostError instead.
+  """
+
+  def __init__(self, model_dir, max_recoveries=3):
+    self._model_dir = model_dir
+    self._max_recoveries = max_recoveries
+    self._sessions = 0
+
+  def after_create_session(self, session, coord):
+    self._sessions += 1
+    if self._sessions > self._max_recoveries + 1:
+      raise WorkerLostError(
+          'A worker of the --distribution=multi_worker job stopped responding '
+          '(its collectives failed %d times in a row). Restart every worker '
+          'with the same command (scripts/launch_multi_worker.sh): training '
+          'resumes from the last checkpoint in %s.' % (
+              self._sessions - 1, self._model_dir))

@@ -185,7 +185,9 @@ def train_with_recovery(hp, make_estimator, train_input_fn, total_steps,
         tf.estimator.train_and_evaluate(
             make_estimator(trial_hp),
             tf.estimator.TrainSpec(train_input_fn, max_steps=total_steps,
-                                   hooks=[progress_hook],
+                                   hooks=[progress_hook,
+                                          distribute.WorkerLossHook(
+                                              hp.model_dir)],
                                    saving_listeners=listeners),
             tf.estimator.EvalSpec(train_input_fn, steps=1))
         return
@@ -434,6 +436,7 @@ def main(argv):
           augment_policies.MissingDependencyError) as e:
     raise app.UsageError(str(e))
   except (nonfinite_guard.NonFiniteError, EvalError, DoctorError,
+          distribute.WorkerLostError,
           trainer_lock.LockError) as e:
     sys.exit('Error: %s' % e)
   report(hp, result)

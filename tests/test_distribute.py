@@ -235,3 +235,43 @@ def test_launcher_writes_tf_config_per_host():
                         env=dict(os.environ, HOSTS='h0:1', TASK_INDEX='1',
                                  PYTHON='echo'))
   assert proc.returncode != 0 and 'TASK_INDEX=1' in proc.stderr
+
+
+def _start_workers(args, configs):
+  from tests import test_run_e2e  # pylint: disable=g-import-not-at-top
+  env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL='2', PYTHONPATH=ROOT)
+  cmd = [sys.executable, os.path.join(ROOT, 'run.py')] + (
+      test_run_e2e.TINY + args)
+  return [subprocess.Popen(cmd, env=dict(env, TF_CONFIG=config),
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                           text=True) for config in configs]
+
+
+@pytest.mark.slow
+def test_killed_worker_fails_the_job_clearly_and_a_restart_resumes(tmp_path):
+  import time  # pylint: disable=g-import-not-at-top
+  from tests import test_run_e2e  # pylint: disable=g-import-not-at-top
+  model_dir = str(tmp_path / 'm')
+  args = ['--distribution=multi_worker', '--mode=train', '--checkpoint_steps=2',
+          '--model_dir=' + model_dir]
+  chief, worker = _start_workers(args + ['--train_steps=1000'], tf_configs(2))
+  deadline = time.time() + 600
+  while 2 not in test_run_e2e.checkpoint_steps(model_dir):
+    assert time.time() < deadline and chief.poll() is None
+    time.sleep(2)
+  worker.kill()
+  worker.communicate()
+  _, stderr = chief.communicate(timeout=600)
+  assert chief.returncode != 0
+  assert 'stopped responding' in stderr and 'Restart every worker' in stderr
+  last = test_run_e2e.checkpoint_steps(model_dir)[-1]
+  assert 2 <= last < 1000
+  # The same command on both hosts resumes from the chief's last checkpoint.
+  procs = _start_workers(args + ['--train_steps=%d' % (last + 2),
+                                 '--allow_flag_changes=train_steps'],
+                         tf_configs(2))
+  outputs = [p.communicate(timeout=900) for p in procs]
+  for proc, (_, err) in zip(procs, outputs):
+    assert proc.returncode == 0, err[-3000:]
+  assert 'Resuming from' in outputs[0][1]
+  assert test_run_e2e.checkpoint_steps(model_dir)[-1] == last + 2
