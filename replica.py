@@ -88,7 +88,8 @@ class ReplicaContext(object):
   @classmethod
   def distributed(cls):
     """The context of the current tf.distribute replica (local() outside one)."""
-    if not tf.distribute.has_strategy() or tf.distribute.in_cross_replica_context():
+    if (not tf.distribute.has_strategy() or
+        tf.distribute.in_cross_replica_context()):
       return cls.local()
     rc = tf.distribute.get_replica_context()
     num_replicas = rc.num_replicas_in_sync
@@ -104,7 +105,7 @@ class ReplicaContext(object):
 
   @classmethod
   def from_params(cls, params):
-    """Context from TPUEstimator params (`context` is present only on TPU) or the active strategy."""
+    """Context of the active tf.distribute strategy, else from TPUEstimator params."""
     if tf.distribute.has_strategy():
       return cls.distributed()
     tpu_context = params.get('context') if params else None
