@@ -140,6 +140,25 @@ def test_two_worker_processes_step_equals_one_device_step(tmp_path,
   assert sorted(n for n in names if n.startswith('tmp_')) == ['tmp_worker_0']
 
 
+def test_collectives_on_the_strategy_have_the_tpu_gradient():
+  env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL='2')
+  proc = subprocess.run(
+      [sys.executable, os.path.join(ROOT, 'tests', 'distribute_collectives.py')],
+      env=env, capture_output=True, text=True, timeout=300)
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  replicas = json.loads(proc.stdout.strip().splitlines()[-1])
+  x = [np.arange(6.).reshape(3, 2) + 10. * r for r in range(2)]
+  weights = np.arange(12.).reshape(6, 2)
+  for r, got in enumerate(replicas):
+    assert got['id'] == r and got['replicas'] == 2
+    assert got['sum'] == sum(v.sum() for v in x)
+    # Replica r's rows land at [3r, 3r + 3), on every replica.
+    np.testing.assert_array_equal(got['gathered'], np.concatenate(x))
+    # d(sum_r' loss_r')/dx_r: every replica's weights on r's rows, summed.
+    np.testing.assert_array_equal(got['grad'],
+                                  (1. + 2.) * weights[3 * r:3 * r + 3])
+
+
 def test_distribution_resolves_from_the_flags():
   hp = hparams_flags.default_hparams
   assert distribute.resolve(hp(use_tpu=True, tpu_name='t')) == 'tpu'
