@@ -714,7 +714,8 @@ def validate(hp, num_replicas=1):
   """Raises HParamsError naming the flag when a value or combination is invalid.
 
   Pure checks on the values (no file system or network access), run before any
-  graph is built.  `num_replicas` is the number of TPU cores (1 off TPU).
+  graph is built.  `num_replicas` is the number of TPU cores or of
+  tf.distribute replicas (1 on one device).
   """
   for name, allowed in (('mode', MODES), ('train_mode', TRAIN_MODES),
                         ('loss', LOSSES), ('dataset', DATASETS),
@@ -728,7 +729,8 @@ def validate(hp, num_replicas=1):
   for name, batch in (('train_batch_size', hp.train_batch_size),
                       ('eval_batch_size', hp.eval_batch_size)):
     _require(batch % num_replicas == 0, name,
-             '%d is not divisible by the number of TPU cores (%d); use a '
+             '%d is not divisible by the number of replicas (TPU cores or '
+             '--distribution replicas: %d); use a '
              'multiple of %d.' % (batch, num_replicas, num_replicas))
   _require(hp.train_steps >= 0, 'train_steps', 'must be >= 0.')
   _require(hp.train_steps > 0 or hp.train_epochs > 0, 'train_epochs',
