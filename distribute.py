@@ -7,9 +7,12 @@ strategy goes into RunConfig(train_distribute=...); the model_fn sees it
 through `replica.ReplicaContext.from_params`.
 """
 
+import _thread
 import contextlib
 import json
 import os
+import threading
+import time
 
 import tensorflow as tf2
 import tensorflow.compat.v1 as tf
@@ -206,23 +209,57 @@ class WorkerLostError(RuntimeError):
 class WorkerLossHook(tf.train.SessionRunHook):
   """Fails a multi_worker job clearly when a peer is gone.
 
-  When a worker dies, the others' collectives fail with UnavailableError,
-  which MonitoredSession treats as a preemption: it recreates the session and
-  retries forever.  A lost peer only returns when restarted, so after
-  `max_recoveries` recreated sessions this raises WorkerLostError instead.
+  When a worker dies, the others' collectives and session creation fail with
+  UnavailableError, which MonitoredSession treats as a preemption: it
+  recreates the session and retries forever.  A lost peer only returns when
+  restarted, so once no step has completed for `slow_factor` times the
+  slowest step so far (at least `min_wait_secs`), a watchdog interrupts the
+  main thread and `lost` turns True (run.py then raises WorkerLostError).
   """
 
-  def __init__(self, model_dir, max_recoveries=3):
-    self._model_dir = model_dir
-    self._max_recoveries = max_recoveries
-    self._sessions = 0
+  def __init__(self, min_wait_secs=120, slow_factor=10, clock=time.time):
+    self._min_wait = min_wait_secs
+    self._factor = slow_factor
+    self._clock = clock
+    self.lost = False
+    self._last = None
+    self._slowest = 0.0
+    self._done = threading.Event()
 
-  def after_create_session(self, session, coord):
-    self._sessions += 1
-    if self._sessions > self._max_recoveries + 1:
-      raise WorkerLostError(
-          'A worker of the --distribution=multi_worker job stopped responding '
-          '(its collectives failed %d times in a row). Restart every worker '
-          'with the same command (scripts/launch_multi_worker.sh): training '
-          'resumes from the last checkpoint in %s.' % (
-              self._sessions - 1, self._model_dir))
+  def begin(self):
+    self._done.clear()
+    threading.Thread(target=self._watch, daemon=True).start()
+
+  def after_run(self, run_context, run_values):
+    now = self._clock()
+    if self._last is not None:
+      self._slowest = max(self._slowest, now - self._last)
+    self._last = now
+
+  def end(self, session):
+    self._done.set()
+
+  def stalled_for(self):
+    """Seconds since the last step once that exceeds the wait, else 0."""
+    if self._last is None:
+      return 0.0
+    waited = self._clock() - self._last
+    return waited if waited > max(self._min_wait,
+                                  self._factor * self._slowest) else 0.0
+
+  def _watch(self):
+    while not self._done.wait(5.0):
+      if self.stalled_for():
+        self.lost = True
+        _thread.interrupt_main()
+        return
+
+
+def worker_lost_error(hook, model_dir):
+  """The WorkerLostError of a stalled job."""
+  return WorkerLostError(
+      'A worker of the --distribution=multi_worker job stopped responding (no '
+      'step for %.0f s; the collectives cannot complete). Restart every worker '
+      'with the same command (scripts/launch_multi_worker.sh): training '
+      'resumes from the last checkpoint in %s.' % (
+          hook.stalled_for(), model_dir))

@@ -182,14 +182,18 @@ def train_with_recovery(hp, make_estimator, train_input_fn, total_steps,
       if distribute.resolve(hp) == 'multi_worker':
         # The estimator trains across workers only in train_and_evaluate
         # (its distribute coordinator); evaluation is the --mode=eval job.
-        tf.estimator.train_and_evaluate(
-            make_estimator(trial_hp),
-            tf.estimator.TrainSpec(train_input_fn, max_steps=total_steps,
-                                   hooks=[progress_hook,
-                                          distribute.WorkerLossHook(
-                                              hp.model_dir)],
-                                   saving_listeners=listeners),
-            tf.estimator.EvalSpec(train_input_fn, steps=1))
+        watchdog = distribute.WorkerLossHook()
+        try:
+          tf.estimator.train_and_evaluate(
+              make_estimator(trial_hp),
+              tf.estimator.TrainSpec(train_input_fn, max_steps=total_steps,
+                                     hooks=[progress_hook, watchdog],
+                                     saving_listeners=listeners),
+              tf.estimator.EvalSpec(train_input_fn, steps=1))
+        except KeyboardInterrupt:
+          if watchdog.lost:
+            raise distribute.worker_lost_error(watchdog, hp.model_dir)
+          raise
         return
       make_estimator(trial_hp).train(
           train_input_fn, max_steps=total_steps, hooks=[progress_hook],

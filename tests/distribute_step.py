@@ -78,10 +78,13 @@ def input_fn(hp):
 def reported_loss(model_dir):
   """The `loss` the estimator summarised for the step."""
   for path in glob.glob(os.path.join(model_dir, 'events.out.tfevents*')):
-    for event in tf.train.summary_iterator(path):
-      for value in event.summary.value:
-        if value.tag == 'loss' and event.step == 1:
-          return value.simple_value
+    try:
+      for event in tf.train.summary_iterator(path):
+        for value in event.summary.value:
+          if value.tag == 'loss' and event.step == 1:
+            return value.simple_value
+    except tf.errors.DataLossError:
+      continue  # a file another process is still writing ends mid-record
   return np.nan
 
 
@@ -100,7 +103,7 @@ def main(argv):
       flags.update(distribution='one_device')
     hp = hparams_flags.default_hparams(model_dir=model_dir, **flags)
     if init_dir != '-' and distribute.is_chief(hp):
-      os.makedirs(model_dir)
+      os.makedirs(model_dir, exist_ok=True)  # a worker may have made it
       for path in glob.glob(os.path.join(init_dir, case['name'],
                                          'model.ckpt-0.*')):
         shutil.copy(path, model_dir)
