@@ -284,10 +284,11 @@ def define_flags(fv=flags.FLAGS):
                      'RandAugment\'s magnitude (0-10) for randaugment. <= 0 '
                      'turns everything after crop and flip off, blur included '
                      '(SupCon\'s rule). Unset: --color_jitter_strength.', **d)
-  flags.DEFINE_bool('use_randaugment', False, 'FNC\'s flag: every view gets '
-                    'RandAugment(2 layers, magnitude 7) between the colour '
-                    'jitter and the grayscale (stacked_randaugment at FNC\'s '
-                    'magnitude).', **d)
+  flags.DEFINE_bool('use_randaugment', False, 'FNC\'s flag: every '
+                    'pretraining view gets RandAugment(2 layers, magnitude 7) '
+                    'between the colour jitter and the grayscale '
+                    '(stacked_randaugment at FNC\'s magnitude); fine-tuning '
+                    'ignores it, as in FNC.', **d)
   flags.DEFINE_bool('use_pytorch_color_jitter', False, 'torchvision\'s '
                     'ColorJitter (contrast and saturation blend towards '
                     'grayscale) instead of SimCLR\'s; needs 0.2 s <= 0.5. '
@@ -590,7 +591,9 @@ class HParams:
   @property
   def view_augmentation(self):
     """The augmentation type, with FNC's --use_randaugment resolved."""
-    if self.use_randaugment:
+    # FNC adds RandAugment to its pretraining views only; its fine-tuning
+    # views are crop and flip (data.py's get_preprocess_fn).
+    if self.use_randaugment and self.is_pretrain:
       return 'stacked_randaugment'
     return self.augmentation_type
 

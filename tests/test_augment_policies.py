@@ -130,6 +130,68 @@ def test_fnc_views_all_get_randaugment_and_stack_on_channels():
     assert sess.run(features['image']).shape == (32, 32, 9)
 
 
+def test_use_randaugment_is_for_pretraining_views_only_as_in_fnc():
+  assert _hp(use_randaugment=True).view_augmentation == 'stacked_randaugment'
+  # FNC's fine-tuning preprocessing is crop and flip, whatever the flag.
+  hp = _hp(train_mode='finetune', checkpoint='/ckpt', use_randaugment=True)
+  assert hp.view_augmentation == 'simclr' and not hp.uses_model_garden
+  assert not augment_policies.host_runs_augmentation(hp)
+  # SupCon's types do augment its second stage.
+  assert augment_policies.host_runs_augmentation(
+      _hp(train_mode='finetune', checkpoint='/ckpt',
+          augmentation_type='autoaugment'))
+
+
+def test_model_garden_policy_composes_with_num_views():
+  hp = _hp(loss='supcon', num_views=3, augmentation_type='randaugment',
+           augmentation_magnitude=9.)
+  calls = []
+  real = augment_policies.randaugment
+  with tf.Graph().as_default(), tf.Session() as sess:
+    tf.set_random_seed(3)
+    with mock.patch.object(augment_policies, 'randaugment',
+                           lambda im, m: calls.append(m) or real(im, m)):
+      features = data_input.image_features(hp, tf.constant(_photo()), True)
+    assert features['image'].shape.as_list() == [32, 32, 9]
+    views = np.split(sess.run(features['image']), 3, axis=-1)
+  assert calls == [9.]  # one traced copy draws all three views
+  for i in range(3):
+    for j in range(i):
+      assert np.abs(views[i] - views[j]).max() > 1e-3, (i, j)
+
+
+def test_stacked_randaugment_is_jitter_then_randaugment_then_grayscale():
+  order, jitter_params = [], []
+  real_jitter = augment.apply_color_jitter
+  real_randaugment = augment_policies.randaugment
+  real_gray = augment.to_grayscale
+
+  def jitter(image, params):
+    order.append('jitter')
+    jitter_params.append(params)
+    return real_jitter(image, params)
+
+  def randaugment(image, magnitude):
+    order.append('randaugment %g' % magnitude)
+    return real_randaugment(image, magnitude)
+
+  def gray(image):
+    order.append('grayscale')
+    return real_gray(image)
+
+  with mock.patch.object(augment, 'apply_color_jitter', jitter), \
+       mock.patch.object(augment_policies, 'randaugment', randaugment), \
+       mock.patch.object(augment, 'to_grayscale', gray):
+    with tf.Graph().as_default(), tf.Session() as sess:
+      # Each stage consumes the previous one's output, so the order in which
+      # they are built is the order in which they apply.
+      augment_policies.augment_cropped(
+          tf.zeros([32, 32, 3]), _hp(augmentation_type='stacked_randaugment'))
+      assert order == ['jitter', 'randaugment 10', 'grayscale']
+      # The jitter's own grayscale is off: it comes after RandAugment.
+      assert not sess.run(jitter_params[0]['apply_grayscale'])
+
+
 # ------------------------------------------------------- op statistics
 
 
