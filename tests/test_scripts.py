@@ -137,6 +137,39 @@ def test_imagenet100_recipe_uses_the_shipped_class_list_unless_told():
   assert all('--imagenet100_classes=/l/c.txt' in c for c in cmds), cmds
 
 
+SUPCON_STAGE2 = ['--optimizer=rmsprop', '--rmsprop_epsilon=0.001',
+                 '--learning_rate_schedule=exponential', '--decay_rate=0.97',
+                 '--epochs_per_decay=0.5']
+SUPCON_EVAL_CROP = ['--eval_crop_method=resize_then_crop', '--crop_padding=32']
+
+
+@pytest.mark.parametrize('name,stage_flags', [
+    ('supcon_imagenet_r50', [['--augmentation_type=autoaugment'] +
+                             SUPCON_EVAL_CROP] * 2),
+    ('supcon_imagenet_r101', [['--augmentation_type=autoaugment'] +
+                              SUPCON_EVAL_CROP] * 2),
+    ('supcon_imagenet_r200', [['--augmentation_type=stacked_randaugment'] +
+                              SUPCON_EVAL_CROP] * 2),
+    ('ce_imagenet_r50', [['--augmentation_type=autoaugment'] +
+                         SUPCON_EVAL_CROP]),
+    ('fnc_imagenet_r50', [['--use_randaugment=True']] + [[]] * 3),
+])
+def test_published_recipes_use_their_augmentation_and_schedule(name,
+                                                                stage_flags):
+  path = os.path.join(ROOT, 'scripts', name + '.sh')
+  proc, cmds = dry_run(path, ['--model_dir=x'])
+  assert proc.returncode == 0 and len(cmds) == len(stage_flags), proc.stderr
+  for cmd, wanted in zip(cmds, stage_flags):
+    flags = cmd.split()
+    for flag in wanted:
+      assert flag in flags, (name, flag, cmd)
+    if not wanted:  # FNC's evaluation stages: crop and flip only
+      assert not any('randaugment' in f for f in flags), cmd
+  if name.startswith('supcon_'):  # linear eval: RMSProp, exponential decay
+    for flag in SUPCON_STAGE2:
+      assert flag in cmds[1].split() and flag not in cmds[0].split(), flag
+
+
 def test_help_prints_the_header():
   path = os.path.join(ROOT, 'scripts', 'supcon_imagenet_r200.sh')
   proc = run_recipe(path, ['--help'])
