@@ -56,6 +56,10 @@ def _views(hp, count, seed=0, image=None, repeats=1):
     ds = ds.map(lambda x: augment_policies.train_view(x, hp)).batch(
         count, drop_remainder=True)
     spec = ds.element_spec
+    # Graph ops only: no Python call per example in the map.
+    ops = {node.op for f in tf.get_default_graph().as_graph_def().library.function
+           for node in f.node_def}
+    assert not ops & {'PyFunc', 'EagerPyFunc', 'PyFuncStateless'}, ops
     # One traced map function, read by fresh iterators: each starts over.
     outs = [tf.data.make_one_shot_iterator(ds).get_next()
             for _ in range(repeats)]
@@ -264,6 +268,17 @@ def test_missing_model_garden_fails_naming_the_flag_and_the_pip_pin():
     augment_policies.check_available(_hp())  # simclr needs no Model Garden
 
 
+def test_run_stops_before_building_anything_without_model_garden(tmp_path):
+  import run  # pylint: disable=g-import-not-at-top
+  model_dir = tmp_path / 'm'
+  hp = _hp(augmentation_type='autoaugment').replace(model_dir=str(model_dir))
+  with mock.patch.dict(sys.modules, {'official.vision.ops': None}):
+    with pytest.raises(augment_policies.MissingDependencyError,
+                       match='--augmentation_type'):
+      run.run(hp)
+  assert not model_dir.exists()
+
+
 # ------------------------------------------------------- PyTorch jitter
 
 
@@ -408,6 +423,24 @@ def test_device_color_keeps_non_simclr_policies_on_the_host():
   # Host-side, once: tf.map_fn draws both views from one traced copy.
   assert policy.call_count == 1 and hp.views_per_example == 2
   assert _hp(augment_on_device='color').color_on_device
+  for host_only in (dict(use_pytorch_color_jitter=True),
+                    dict(warp_probability=0.5)):
+    assert not _hp(augment_on_device='color', **host_only).color_on_device
+
+
+@pytest.mark.parametrize('kind,jitters,blurs', [
+    ('simclr', 2, 2), ('stacked_randaugment', 0, 2), ('autoaugment', 0, 0)])
+def test_device_color_jitters_only_simclr_and_blurs_as_supcon(kind, jitters,
+                                                               blurs):
+  hp = _hp(augmentation_type=kind, augment_on_device='color', image_size=40)
+  with mock.patch.object(augment, 'batch_random_color_distortion',
+                         wraps=augment.batch_random_color_distortion) as jitter, \
+       mock.patch.object(augment, 'batch_random_blur',
+                         wraps=augment.batch_random_blur) as blur:
+    with tf.Graph().as_default():
+      views = model_fn.training_views(hp, {}, tf.zeros([4, 40, 40, 6]))
+  assert len(views) == 2
+  assert (jitter.call_count, blur.call_count) == (jitters, blurs)
 
 
 # ------------------------------------------------------------- validation
