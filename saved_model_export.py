@@ -13,7 +13,8 @@ fine-tunes it.  `__call__(images, trainable=False|True)` is SimCLR's TF2
 SavedModel call instead: it returns the dict of named outputs
 (`initial_conv`, `initial_max_pool`, `block_group1..4`, `final_avg_pool`,
 `proj_head_input`, `proj_head_output`, and `logits_sup` when a supervised
-head exists), with batch norm in training mode when `trainable` is True.  Signatures `serving_default` and `contrastive_eval`
+head exists), with batch norm in training mode when `trainable` is True;
+`trainable_variables_list` (SimCLR's attribute) lists the heads' variables too.  Signatures `serving_default` and `contrastive_eval`
 (inference BN) and `contrastive_train` (batch BN) take `images`
 (float32 NHWC in [0, 1]) and return `embeddings` (L2-normalised
 final_avg_pool), `unnormalized_embeddings`, `projection` (L2-normalised
@@ -134,6 +135,8 @@ def build_exportable(hp, num_classes, checkpoint_path):
   root.trainable_variables = [v for v in network.trainable_variables
                               if v.name.startswith(names.ENCODER_SCOPE + '/')]
   root.regularization_losses = []
+  # SimCLR's TF2 SavedModel attribute: every trainable variable, heads included.
+  root.trainable_variables_list = list(network.trainable_variables)
   root.__call__ = call
   root.inference = inference
   root.train = train

@@ -198,6 +198,11 @@ def simclr_call(model_dir, step):
     assert outputs[key].shape == expected[key].shape, key
     np.testing.assert_allclose(outputs[key], expected[key], err_msg=key,
                                **TOLERANCE)
+  # SimCLR's attribute lists the heads' variables too; KerasLayer's the encoder's.
+  encoder = {v.name for v in loaded.trainable_variables}
+  every = {v.name for v in loaded.trainable_variables_list}
+  assert encoder < every, sorted(every - encoder)
+  assert all(not n.startswith('base_model/') for n in every - encoder)
   # The reusable-SavedModel call still returns the features alone.
   for features in (loaded(images), loaded(images, training=False),
                    loaded(images, False)):
@@ -224,7 +229,10 @@ def simclr_call(model_dir, step):
   with tf.GradientTape() as tape:
     loss = loss_fn()
   grads = tape.gradient(loss, head.trainable_variables)
-  tf.keras.optimizers.SGD(0.5).apply_gradients(
+  # A step small against the squared feature norm (the features are not
+  # normalised), so that it cannot overshoot.
+  scale = np.mean(np.sum(outputs['final_avg_pool'] ** 2, axis=-1))
+  tf.keras.optimizers.SGD(0.1 / scale).apply_gradients(
       zip(grads, head.trainable_variables))
   assert float(loss_fn()) < before
 
