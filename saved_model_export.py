@@ -14,9 +14,10 @@ SavedModel call instead: it returns the dict of named outputs
 (`initial_conv`, `initial_max_pool`, `block_group1..4`, `final_avg_pool`,
 `proj_head_input`, `proj_head_output`, and `logits_sup` when a supervised
 head exists), with batch norm in training mode when `trainable` is True;
-`trainable_variables_list` (SimCLR's attribute) lists the heads' variables too.  Signatures `serving_default` and `contrastive_eval`
-(inference BN) and `contrastive_train` (batch BN) take `images`
-(float32 NHWC in [0, 1]) and return `embeddings` (L2-normalised
+`trainable_variables_list` (SimCLR's attribute) lists the heads' variables
+too.  Signatures `serving_default` and `contrastive_eval` (inference BN)
+and `contrastive_train` (batch BN) take `images` (float32 NHWC in [0, 1])
+and return `embeddings` (L2-normalised
 final_avg_pool), `unnormalized_embeddings`, `projection` (L2-normalised
 proj_head_output), `unnormalized_projection` and `logits` when a
 supervised head exists.
