@@ -51,6 +51,11 @@ FINETUNE=(--train_mode=finetune --fine_tune_after_block=-1
 # reference), all views as anchors, mean over positives outside the log.
 SUPCON=(--loss=supcon --temperature=0.1 --scale_by_temperature=True
         --base_temperature=1.0 --contrast_mode=all --summation=outside)
+# SupCon's SIMCLR_FLAGS loss: the same loss without labels and without the
+# tau scaling, i.e. NT-Xent averaged over all 2N anchors (SimCLR's own code
+# sums the two directions' means, twice this value).
+SUPCON_SIMCLR=(--loss=supcon --use_labels=False --scale_by_temperature=False
+               --contrast_mode=all --summation=outside)
 # SupCon's ImageNet linear-eval stage (after LINEAR_EVAL): RMSProp, 12 warmup
 # epochs, exponential decay x0.97 every 0.5 epoch (supcon scripts/configs.sh).
 SUPCON_STAGE2=(--optimizer=rmsprop --rmsprop_epsilon=0.001 --learning_rate=0.05
