@@ -12,6 +12,7 @@ with the running count of this host.
 """
 
 import os
+import sys
 import time
 
 import numpy as np
@@ -192,7 +193,7 @@ def _print_skip(path, skipped):
   with tf.control_dependencies([tf.print(
       'image_folder: skipped unreadable image', path, '(--skip_unreadable_'
       'images;', skipped, 'skipped so far on this host)',
-      output_stream=tf.logging.warning)]):
+      output_stream=sys.stderr)]):
     return tf.constant(True)
 
 

@@ -42,7 +42,8 @@ def split_files(data_dir, split):
         'with a {split} placeholder. Pass the folder holding <split>-* files '
         '(train-00000-of-01024, ...) or a glob such as '
         'gs://bucket/data/{split}-*.' % data_dir)
-  files = sorted(tf.io.gfile.glob(pattern))
+  files = sorted(f for f in tf.io.gfile.glob(pattern)
+                 if os.path.basename(f.rstrip('/')) != INDEX_DIR)
   if not files:
     raise DataError('--dataset=tfrecord: no files match %s (split %r, from '
                     '--data_dir=%s). Check the path, or name the split files '
