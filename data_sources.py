@@ -5,8 +5,8 @@ Known names (names.DATASETS) keep their own sources; `image_folder` and
 under --data_dir.  The source contract is in source_common.py.
 """
 
-import imagenet_subsets
 import image_folder
+import imagenet_subsets
 import local_sources
 import names
 import source_common

@@ -23,9 +23,9 @@ sys.path.insert(0, ROOT)
 
 import tensorflow.compat.v1 as tf  # pylint: disable=g-import-not-at-top,wrong-import-position
 
-import local_sources  # pylint: disable=wrong-import-position
 import hparams_flags  # pylint: disable=wrong-import-position
 import linear_probe  # pylint: disable=wrong-import-position
+import local_sources  # pylint: disable=wrong-import-position
 import resnet  # pylint: disable=wrong-import-position
 
 

@@ -78,4 +78,4 @@ class InMemoryJpegSource(object):
   def info(self):
     """The DatasetInfo of this source."""
     return data_sources.DatasetInfo(len(self._jpegs), len(self._jpegs),
-                                  self.num_classes)
+                                    self.num_classes)

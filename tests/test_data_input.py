@@ -9,8 +9,8 @@ import tensorflow.compat.v1 as tf
 
 import data_input
 import data_sources
-import local_sources
 import hparams_flags
+import local_sources
 from tests import fake_data
 
 FakeContext = collections.namedtuple('FakeContext', ['current_host', 'num_hosts'])
