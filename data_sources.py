@@ -18,7 +18,18 @@ DatasetInfo = source_common.DatasetInfo
 
 
 def get_source(hp):
-  """The raw-example source for `hp.dataset`."""
+  """The raw-example source for `hp.dataset`, its class count checked against --num_classes."""
+  source = _make_source(hp)
+  if hp.num_classes and has_labels(source) and (
+      source.num_classes != hp.num_classes):
+    raise DataError('--num_classes=%d, but --dataset=%s (--data_dir=%s) has '
+                    '%d classes. Drop --num_classes (it is inferred for this '
+                    'dataset) or fix it.' % (hp.num_classes, hp.dataset,
+                                             hp.data_dir, source.num_classes))
+  return source
+
+
+def _make_source(hp):
   if hp.dataset == 'synthetic':
     return local_sources.SyntheticSource(hp)
   if hp.dataset == 'fashion_mnist':

@@ -92,9 +92,10 @@ def check_dataset(hp):
     info = data_sources.dataset_info(hp, source)
   except Exception as e:  # pylint: disable=broad-except
     return False, '--dataset=%s is not ready: %s' % (hp.dataset, e)
-  return True, '--dataset=%s: %d train / %d eval examples, %d classes' % (
-      hp.dataset, info.num_train_examples, info.num_eval_examples,
-      info.num_classes)
+  classes = ('%d classes' % info.num_classes if data_sources.has_labels(source)
+             else 'unlabelled (pretraining only)')
+  return True, '--dataset=%s: %d train / %d eval examples, %s' % (
+      hp.dataset, info.num_train_examples, info.num_eval_examples, classes)
 
 
 def check_model_dir(hp, min_free_bytes=MIN_FREE_BYTES):

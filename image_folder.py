@@ -19,7 +19,7 @@ import numpy as np
 import tensorflow.compat.v1 as tf
 
 import console
-from source_common import DataError, IMAGE_EXTENSIONS, check_num_classes, host_range  # pylint: disable=g-multiple-import
+from source_common import DataError, IMAGE_EXTENSIONS, host_range  # pylint: disable=g-multiple-import
 
 AUTOTUNE = tf.data.experimental.AUTOTUNE
 # The fixed permutation of the listing that is the read order: class-sorted
@@ -64,9 +64,7 @@ class ImageFolderSource(object):
     train_folder = self._train_folder = self._folder(hp.train_split)
     self.class_names = _class_folders(train_folder)
     self.has_labels = bool(self.class_names)
-    self.num_classes = (check_num_classes(hp, len(self.class_names),
-                                          train_folder)
-                        if self.has_labels else 0)
+    self.num_classes = len(self.class_names)
     for split in (hp.train_split, hp.resolved_eval_split):
       if split not in self._lists:
         self._lists[split] = self._list(split)
@@ -159,10 +157,13 @@ def _read_images(indices, paths_t, labels_t, skip, deterministic):
   """Decoded examples of `indices`; unreadable files fail naming the file or are skipped."""
 
   def one(index):
+    # A one-element dataset per file: when reading or decoding fails,
+    # ignore_errors empties it and the marker (ok False) that follows, which
+    # still knows the file, takes its place.
     path = tf.gather(paths_t, index)
     label = tf.gather(labels_t, index)
-    good = tf.data.Dataset.from_tensors(index).map(
-        lambda i: (True, _decode_file(path))).ignore_errors()
+    good = tf.data.Dataset.from_tensors(path).map(
+        lambda p: (True, _decode_file(p))).ignore_errors()
     bad = tf.data.Dataset.from_tensors((False, tf.zeros([1, 1, 3], tf.uint8)))
     return good.concatenate(bad).take(1).map(
         lambda ok, image: (ok, {'image': image, 'label': label, 'id': index,
@@ -207,8 +208,9 @@ def _fail_on_unreadable(ok, example):
 
 
 def _class_folders(folder):
-  """Sorted names of the sub-folders of `folder`."""
+  """Sorted names of the sub-folders of `folder` (hidden ones left out)."""
   if not tf.io.gfile.isdir(folder):
     return []
   return sorted(name.rstrip('/') for name in tf.io.gfile.listdir(folder)
-                if tf.io.gfile.isdir(os.path.join(folder, name)))
+                if not name.startswith('.') and
+                tf.io.gfile.isdir(os.path.join(folder, name)))

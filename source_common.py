@@ -25,12 +25,3 @@ def host_range(num_examples, host_index, num_hosts):
   """[start, stop) of the contiguous, balanced (within one) share of host `host_index`."""
   return (num_examples * host_index // num_hosts,
           num_examples * (host_index + 1) // num_hosts)
-
-
-def check_num_classes(hp, found, where):
-  """`found` classes, failing when --num_classes names another count."""
-  if hp.num_classes and hp.num_classes != found:
-    raise DataError('--num_classes=%d, but %s has %d classes. Drop '
-                    '--num_classes (it is inferred here) or fix it.' %
-                    (hp.num_classes, where, found))
-  return found

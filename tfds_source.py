@@ -7,7 +7,7 @@ import tensorflow.compat.v1 as tf
 
 import imagenet_subsets
 from imagenet_subsets import split_index
-from source_common import DataError, check_num_classes  # pylint: disable=g-multiple-import
+from source_common import DataError
 
 AUTOTUNE = tf.data.experimental.AUTOTUNE
 
@@ -65,10 +65,6 @@ class TfdsSource(object):
       self.class_names = list(label.names)
     else:
       self.num_classes = 0
-    if hp.num_classes and self.has_labels:
-      # Only the filtered subsets remap labels; they set num_classes later.
-      if name == hp.dataset:
-        check_num_classes(hp, self.num_classes, '--dataset=%s' % name)
     for split in (hp.train_split, hp.resolved_eval_split):
       if split not in self._builder.info.splits:
         raise DataError('--dataset=%s has splits %s; %r is not one of them '
@@ -146,8 +142,7 @@ class FilteredTfdsSource(TfdsSource):
     # The tfds data_dir root (builder.data_dir is <root>/<name>/<version>).
     data_dir = os.path.dirname(os.path.dirname(self._builder.data_dir))
     if self._label_map is not None:
-      self.num_classes = check_num_classes(
-          hp, imagenet_subsets.imagenet100.NUM_CLASSES, '--dataset=imagenet100')
+      self.num_classes = imagenet_subsets.imagenet100.NUM_CLASSES
       self.class_names = self._wnids
       for split in (hp.train_split, hp.resolved_eval_split):
         labels = split_index.load_or_build(self._builder, data_dir,

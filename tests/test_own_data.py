@@ -9,6 +9,7 @@ import tensorflow.compat.v1 as tf
 
 import data_input
 import data_sources
+import doctor
 import feature_monitor
 import hparams_flags
 import image_folder
@@ -109,6 +110,8 @@ def test_flat_folder_is_unlabelled_and_pretrains_only(tmp_path):
   assert not data_sources.has_labels(source) and source.num_classes == 0
   assert sorted(read(source, 'val')) and all(
       label == 0 for _, label, _ in read(source, 'train'))
+  ok, text = doctor.check_dataset(hp)
+  assert ok and '5 train / 5 eval examples, unlabelled' in text, text
   adjusted, note = data_sources.for_unlabelled(hp, source)
   assert not adjusted.lineareval_while_pretraining
   assert 'no labels' in note and 'kNN' in note
@@ -165,7 +168,7 @@ def test_image_folder_errors_name_the_folder(tmp_path, folder):
   with pytest.raises(data_sources.DataError, match='zebra.*lacks'):
     data_sources.get_source(make_hp(dataset='image_folder',
                                     data_dir=str(tmp_path)))
-  with pytest.raises(data_sources.DataError, match='--num_classes=5.*3'):
+  with pytest.raises(data_sources.DataError, match='--num_classes=5.*has 3 classes'):
     data_sources.get_source(make_hp(dataset='image_folder', data_dir=folder,
                                     num_classes=5))
 
@@ -225,6 +228,9 @@ def test_tfrecord_split_glob_hosts_and_unlabelled(tmp_path):
             for h in range(2)]
   assert sorted(map(len, shards)) == [3, 4]
   assert sorted(shards[0] + shards[1]) == list(range(7))
+  # Without label and id keys the one pass only counts.
+  counted = data_sources.get_source(hp.replace(tfrecord_id_key=''))
+  assert sorted(i for i, _, _ in read(counted, 'test')) == list(range(7))
   with pytest.raises(data_sources.DataError, match='neither a folder nor'):
     data_sources.get_source(hp.replace(data_dir=str(tmp_path / 'x*')))
   with pytest.raises(data_sources.DataError, match='no files match'):
