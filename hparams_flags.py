@@ -7,6 +7,7 @@ code only ever sees an `HParams`.
 """
 
 import dataclasses
+import functools
 import re
 
 from absl import flags
@@ -127,9 +128,36 @@ def define_flags(fv=flags.FLAGS):
   flags.DEFINE_enum('sogclr_storage', 'mean', SOGCLR_STORAGES, 'SogCLR u '
                     'storage: mean (stable) or sum (the TF reference).', **d)
   # Data.
-  flags.DEFINE_enum('dataset', 'imagenet2012', DATASETS, 'Dataset name.', **d)
-  flags.DEFINE_string('data_dir', None, 'tfds data_dir (tfds datasets) or the '
-                      'folder of the IDX files (fashion_mnist).', **d)
+  flags.DEFINE_string(
+      'dataset', 'imagenet2012', 'Dataset: one of %s; image_folder (your '
+      'images: --data_dir/<split>/<class>/*.jpg|png, or one unlabelled '
+      'folder); tfrecord (your tf.train.Example files: --data_dir is a folder '
+      'of <split>-* files or a glob with {split}); or any other tfds builder '
+      'name prepared under --data_dir.' % ', '.join(DATASETS), **d)
+  flags.DEFINE_string('data_dir', None, 'tfds data_dir (tfds datasets), the '
+                      'folder of the IDX files (fashion_mnist), the image '
+                      'folder (image_folder) or the folder/{split} glob of '
+                      'the TFRecord files (tfrecord).', **d)
+  flags.DEFINE_integer('num_classes', 0, 'Classes of the labels: required by '
+                       '--dataset=tfrecord when labels are read; elsewhere '
+                       'inferred (0), and checked when set.', **d)
+  flags.DEFINE_string('tfrecord_image_key', 'image/encoded', 'tfrecord: the '
+                      'feature holding the encoded JPEG/PNG.', **d)
+  flags.DEFINE_string('tfrecord_label_key', 'image/class/label', 'tfrecord: '
+                      'the int64 class feature; empty: unlabelled records '
+                      '(pretraining only).', **d)
+  flags.DEFINE_string('tfrecord_id_key', 'image/ID', 'tfrecord: the int64 '
+                      'example-id feature (SogCLR\'s ImageNet-S); used when '
+                      'every record has it (renumbered 0..N-1 by rank unless '
+                      'it already is), else ids are record positions; empty: '
+                      'always positions.', **d)
+  flags.DEFINE_integer('tfrecord_label_offset', 0, 'tfrecord: subtracted from '
+                       'every label (1 for 1-based ImageNet TFRecords, '
+                       'labels 1..1000).', **d)
+  flags.DEFINE_bool('skip_unreadable_images', False, 'image_folder: skip an '
+                    'image file that cannot be read or decoded (each skip is '
+                    'logged with its path and the running count of the host) '
+                    'instead of failing the run naming it.', **d)
   flags.DEFINE_string('tfds_manual_dir', None, 'tfds manual_dir holding the '
                       'downloaded archives, used to prepare a tfds dataset '
                       'that is not prepared yet in --data_dir.', **d)
@@ -433,6 +461,12 @@ class HParams:
   sogclr_storage: str
   dataset: str
   data_dir: str
+  num_classes: int
+  tfrecord_image_key: str
+  tfrecord_label_key: str
+  tfrecord_id_key: str
+  tfrecord_label_offset: int
+  skip_unreadable_images: bool
   tfds_manual_dir: str
   imagenet_subset_list: str
   train_subset: str
@@ -645,7 +679,11 @@ class HParams:
     """The eval split, with the dataset's default filled in."""
     if self.eval_split:
       return self.eval_split
-    return 'validation' if self.dataset.startswith('imagenet') else 'test'
+    if self.dataset == names.IMAGE_FOLDER:
+      return 'val'
+    if self.dataset.startswith('imagenet') or self.dataset == names.TFRECORD:
+      return 'validation'
+    return 'test'
 
 
 def _field_names():
@@ -704,7 +742,7 @@ def validate(hp, num_replicas=1):
   graph is built.  `num_replicas` is the number of TPU cores (1 off TPU).
   """
   for name, allowed in (('mode', MODES), ('train_mode', TRAIN_MODES),
-                        ('loss', LOSSES), ('dataset', DATASETS),
+                        ('loss', LOSSES),
                         ('optimizer', OPTIMIZERS),
                         ('learning_rate_scaling', LR_SCALINGS),
                         ('proj_head_mode', PROJ_HEAD_MODES),
@@ -817,9 +855,16 @@ def validate(hp, num_replicas=1):
            'must be > 0.')
   _require(bool(hp.model_dir), 'model_dir', 'is required.')
   _require(hp.dataset not in DATASETS_NEEDING_DATA_DIR or bool(hp.data_dir),
-           'data_dir', 'is required for --dataset=%s (a tfds data_dir with '
-           'the prepared dataset, e.g. gs://bucket/tensorflow_datasets).' %
-           hp.dataset)
+           'data_dir', 'is required for --dataset=%s (%s).' % (
+               hp.dataset, {
+                   names.IMAGE_FOLDER: 'the folder holding train/<class>/*.jpg '
+                                       'and val/<class>/*.jpg, or one folder '
+                                       'of images',
+                   names.TFRECORD: 'a folder of <split>-* TFRecord files or a '
+                                   'glob with {split}',
+               }.get(hp.dataset, 'a tfds data_dir with the prepared dataset, '
+                                 'e.g. gs://bucket/tensorflow_datasets')))
+  _validate_dataset(hp)
   _validate_imagenet_subsets(hp)
   if hp.mode == 'export':
     _require(bool(hp.checkpoint), 'checkpoint',
@@ -920,6 +965,35 @@ def _validate_memory(hp):
            '--memory_multiplier >= %d or --memory_size >= %d.' % (
                hp.memory_rows, hp.views_per_example, hp.train_batch_size,
                pushed, hp.views_per_example, pushed))
+
+
+def _validate_dataset(hp):
+  """The own-data flags: --dataset names a source, the tfrecord keys, --num_classes."""
+  _require(bool(hp.dataset), 'dataset', 'is required: a built-in name, '
+           'image_folder, tfrecord or a tfds builder name.')
+  _require(hp.num_classes >= 0, 'num_classes', 'must be >= 0 (0: inferred).')
+  tfrecord = hp.dataset == names.TFRECORD
+  for name in ('tfrecord_image_key', 'tfrecord_label_key', 'tfrecord_id_key',
+               'tfrecord_label_offset'):
+    default = _flag_default(name)
+    _require(tfrecord or getattr(hp, name) == default, name,
+             'is only read by --dataset=tfrecord.')
+  if tfrecord:
+    _require(bool(hp.tfrecord_image_key), 'tfrecord_image_key',
+             'must name the feature holding the encoded images.')
+    _require(hp.num_classes > 0 or not hp.tfrecord_label_key, 'num_classes',
+             'is required with --dataset=tfrecord when labels are read '
+             '(--tfrecord_label_key=%s); pass --tfrecord_label_key= for '
+             'unlabelled records.' % hp.tfrecord_label_key)
+  _require(not hp.skip_unreadable_images or hp.dataset == names.IMAGE_FOLDER,
+           'skip_unreadable_images', 'is only read by --dataset=image_folder.')
+
+
+@functools.lru_cache(maxsize=None)
+def _flag_default(name):
+  fv = flags.FlagValues()
+  define_flags(fv)
+  return fv[name].default
 
 
 def _validate_imagenet_subsets(hp):

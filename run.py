@@ -17,6 +17,7 @@ import atomic_files
 import augment_policies
 import checkpoint_restore
 import data_input
+import data_sources
 import doctor
 import export
 import feature_monitor
@@ -33,6 +34,9 @@ import trainer_lock
 FLAGS = flags.FLAGS
 hparams_flags.define_flags(FLAGS)
 console.accept_verbosity_names(FLAGS)
+
+
+CLASSES_FILE = 'classes.json'
 
 
 class TpuResolutionError(RuntimeError):
@@ -116,6 +120,14 @@ def prepare_model_dir(hp):
         '--model_dir=%s cannot be used: %s. Pass a directory this job can '
         'create and write (a local path or gs://bucket/path).' %
         (hp.model_dir, getattr(e, 'message', None) or e))
+
+
+def write_class_names(hp, source):
+  """model_dir/classes.json: {class name: label id} of a source that names its classes."""
+  class_names = getattr(source, 'class_names', None)
+  if class_names:
+    atomic_files.write_json(os.path.join(hp.model_dir, CLASSES_FILE),
+                            {name: i for i, name in enumerate(class_names)})
 
 
 def steps_per_loop(hp, num_train_examples):
@@ -303,8 +315,11 @@ def run(hp):
   if num_cores:
     hparams_flags.validate(hp, num_replicas=num_cores)
   check_checkpoint_exists(hp)
-  source = data_input.get_source(hp)
-  info = data_input.dataset_info(hp, source)
+  source = data_sources.get_source(hp)
+  info = data_sources.dataset_info(hp, source)
+  hp, note = data_sources.for_unlabelled(hp, source)
+  if note:
+    console.info(note)
   total_steps = schedule.train_steps(hp, info.num_train_examples)
   eval_steps = schedule.eval_steps(hp, info.num_eval_examples)
   if hp.mode == 'export':
@@ -328,6 +343,8 @@ def run(hp):
   if training and not hp.is_pretrain:
     checkpoint_restore.preflight(hp, info.num_classes)
   prepare_model_dir(hp)
+  if training:
+    write_class_names(hp, source)
   estimator = build_estimator(hp, resolver, info.num_classes,
                               info.num_train_examples)
   train_input_fn = data_input.build_input_fn(hp, True, source=source)
@@ -337,7 +354,8 @@ def run(hp):
                'eval examples', total_steps, eval_steps, info.num_classes,
                info.num_train_examples, info.num_eval_examples)
   monitor = None
-  if hp.knn_bank_size and hp.mode in ('eval', 'train_then_eval'):
+  if (hp.knn_bank_size and hp.mode in ('eval', 'train_then_eval') and
+      data_sources.has_labels(source)):
     monitor = feature_monitor.FeatureMonitor(hp, build_estimator(
         hp, resolver, info.num_classes, info.num_train_examples,
         predict_keys=feature_monitor.PREDICT_KEYS), source, info)
@@ -389,7 +407,7 @@ def main(argv):
   hp = hparams_flags.hparams_from_flags(FLAGS)
   try:
     result = run(hp)
-  except (hparams_flags.HParamsError, data_input.DataError,
+  except (hparams_flags.HParamsError, data_sources.DataError,
           TpuResolutionError, checkpoint_restore.RestoreError,
           flags_record.FlagsChangedError,
           augment_policies.MissingDependencyError) as e:

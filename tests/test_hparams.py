@@ -45,7 +45,7 @@ def test_every_flag_is_an_hparam():
     (dict(temperature=0.0), 'temperature'),
     (dict(temperature=-1.0), 'temperature'),
     (dict(train_batch_size=0), 'train_batch_size'),
-    (dict(dataset='mnist'), 'dataset'),
+    (dict(dataset=''), 'dataset'),
     (dict(dataset='imagenet2012', data_dir=None), 'data_dir'),
     (dict(train_mode='finetune', checkpoint=None), 'checkpoint'),
     (dict(model_dir=None), 'model_dir'),
