@@ -35,7 +35,7 @@ setuptools.setup(
                 'trainer_lock', 'console', 'progress', 'linear_probe',
                 'feature_monitor', 'run_report', 'preview', 'doctor',
                 'memory_queue', 'momentum_encoder', 'augment_policies',
-                'augment_device'],
+                'augment_device', 'upstream_flags'],
     packages=['losses', 'resnet', 'imagenet_subsets'],
     package_data={'imagenet_subsets': ['*.txt']},
     install_requires=INSTALL_REQUIRES,
