@@ -409,8 +409,8 @@ REJECTED = {
     'first_conv_kernel_size': (SUPCON, _STEM),
     'first_conv_stride': (SUPCON, _STEM),
     'use_initial_max_pool': (SUPCON, _STEM),
-    'use_bias_weight_decay': (SUPCON, '--weight_decay covers the kernels (LARS '
-                              'excludes batch norm and biases, as SimCLR).'),
+    'use_bias_weight_decay': (SUPCON, '--weight_decay never applies to batch '
+                              'norm or biases here (as SimCLR).'),
     'num_images': (SUPCON, 'the splits are used whole; pick a subset with '
                    '--dataset=imagenet2012_subset/1pct or --train_subset.'),
     'label_noise_prob': (SUPCON, 'there is no label-noise injection.'),
