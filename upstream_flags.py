@@ -285,10 +285,12 @@ def _stage_aliases():
         Alias(prefix + 'rmsprop_epsilon', (SUPCON,), '--rmsprop_epsilon',
               _stage(stage, _rename('rmsprop_epsilon'))),
         Alias(prefix + 'contrastive_loss_weight', (SUPCON,),
-              '(fixed by the stage: accepted when it matches)',
+              '(the weight its stage uses: 1 in stage 1, 0 in stage 2; 0 in '
+              'stage 1 with --loss=cross_entropy)',
               _stage(stage, _stage_weight(stage, 'contrastive'))),
         Alias(prefix + 'cross_entropy_loss_weight', (SUPCON,),
-              '(fixed by the stage: accepted when it matches)',
+              '(the weight its stage uses: 0 in stage 1, 1 in stage 2; 1 in '
+              'stage 1 with --loss=cross_entropy)',
               _stage(stage, _stage_weight(stage, 'cross_entropy'))),
     ]
   return rows
@@ -318,7 +320,8 @@ ALIASES = tuple([
           _loss_type),
     Alias('alpha', (RPC,), '--rpc_alpha', _rename('rpc_alpha')),
     Alias('beta', (RPC,), '--rpc_beta', _rename('rpc_beta')),
-    Alias('gradient_penalty_weight', (RPC,), '(nothing: only 0 accepted)',
+    Alias('gradient_penalty_weight', (RPC,), '(0 only: RPC never added the penalty to '
+          'the loss)',
           _gradient_penalty),
     # FNC (run.py): FNC's run.py always trains FNC.
     Alias('support_size', (FNC,), '--fnc_support_views (implies --loss=fnc)',
@@ -370,13 +373,14 @@ ALIASES = tuple([
                                    'batch norm; only True is accepted.'),
           True),
     Alias('stop_gradient_before_classification_head', (SUPCON,),
-          '(True: the online linear head; False: --loss=cross_entropy)',
+          '(True: the online linear head trains on stop-gradient features)',
           _only('stop_gradient_before_classification_head', ('true',),
                 'the classifier trained alongside pretraining always sees '
                 'stop-gradient features; for SupCon\'s cross-entropy '
                 'baseline use --loss=cross_entropy.'), True),
     Alias('stop_gradient_before_projection_head', (SUPCON,),
-          '(False: always)', _only(
+          '(False: the projection head always trains the '
+          'encoder)', _only(
               'stop_gradient_before_projection_head', ('false',),
               'the projection head always trains the encoder here.'), True),
     Alias('ignore_missing_checkpoint_vars', (SUPCON,),
@@ -453,10 +457,14 @@ def define_aliases(fv=flags.FLAGS):
   for alias in ALIASES:
     if alias.name in fv:
       continue
-    flags.DEFINE_string(
-        alias.name, None, 'Alias of %s (upstream: %s); rewritten before '
-        'parsing, so flags.json records the canonical flag.' % (
-            alias.ours, ', '.join(alias.sources)), flag_values=fv)
+    sources = ', '.join(alias.sources)
+    if alias.ours.startswith('('):  # accepted only with the values we share
+      text = 'Upstream flag (%s), accepted as %s.' % (sources,
+                                                      alias.ours[1:-1])
+    else:
+      text = ('Alias of %s (upstream: %s); rewritten before parsing, so '
+              'flags.json records the canonical flag.' % (alias.ours, sources))
+    flags.DEFINE_string(alias.name, None, text, flag_values=fv)
 
 
 @dataclasses.dataclass

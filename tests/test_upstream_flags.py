@@ -267,8 +267,10 @@ def test_rejected_flags_name_the_flag_and_what_to_use(name):
 def test_aliases_are_documented_in_help_and_never_set():
   fv = _fv()
   for alias in upstream_flags.ALIASES:
-    assert fv[alias.name].help.startswith('Alias of %s (upstream: ' %
-                                          alias.ours), alias.name
+    expected = ('Upstream flag (%s), accepted as ' % ', '.join(alias.sources)
+                if alias.ours.startswith('(') else
+                'Alias of %s (upstream: ' % alias.ours)
+    assert fv[alias.name].help.startswith(expected), alias.name
   assert 'Alias of --train_batch_size (upstream: SupCon)' in (
       fv.get_help())
   fv(['run.py', '--gamma=0.5', '--model_dir=x'])  # what a --flagfile could do
