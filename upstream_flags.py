@@ -215,12 +215,11 @@ STAGE_TRAIN_MODES = {1: 'pretrain', 2: 'finetune'}
 def _stage_weight(stage, loss_kind):
   """SupCon's per-stage loss weights: accepted when they are what the stage does here."""
   def translate(value, ctx):
-    if stage == 1:
-      supervised = ctx.objective == 'cross_entropy'
-      expected = (1.0 if supervised else 0.0) if loss_kind == 'cross_entropy' \
-          else (0.0 if supervised else 1.0)
-    else:
-      expected = 1.0 if loss_kind == 'cross_entropy' else 0.0
+    # The objective the stage trains: stage 1 the --loss (contrastive unless
+    # it is the cross-entropy baseline), stage 2 the classifier.
+    trained = ('cross_entropy' if stage == 2 or
+               ctx.objective == 'cross_entropy' else 'contrastive')
+    expected = 1.0 if loss_kind == trained else 0.0
     try:
       if float(value) == expected:
         return []
@@ -320,9 +319,8 @@ ALIASES = tuple([
           _loss_type),
     Alias('alpha', (RPC,), '--rpc_alpha', _rename('rpc_alpha')),
     Alias('beta', (RPC,), '--rpc_beta', _rename('rpc_beta')),
-    Alias('gradient_penalty_weight', (RPC,), '(0 only: RPC never added the penalty to '
-          'the loss)',
-          _gradient_penalty),
+    Alias('gradient_penalty_weight', (RPC,), '(0 only: RPC never added the '
+          'penalty to the loss)', _gradient_penalty),
     # FNC (run.py): FNC's run.py always trains FNC.
     Alias('support_size', (FNC,), '--fnc_support_views (implies --loss=fnc)',
           _fnc('fnc_support_views')),
