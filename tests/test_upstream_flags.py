@@ -4,9 +4,9 @@ The README command lines below were copied from the upstream repositories
 (read through the code-search index) and are run in tiny form by
 `test_upstream_readme_command_runs`:
 
-* SimCLR, google-research/simclr README.md (v2 text, @ 383d414 era) and
-  tf2/README.md: CIFAR-10 and ImageNet pretraining, CIFAR-10 and ImageNet
-  linear eval, 1% fine-tuning.
+* SimCLR, google-research/simclr README.md (the v2 text; the v1 text for the
+  lr 0.3 / wd 1e-6 ImageNet line) and tf2/README.md: CIFAR-10 and ImageNet
+  pretraining, CIFAR-10 and ImageNet linear eval, 1% fine-tuning.
 * FNC, google-research/fnc README.md: pretraining, linear eval, 1% fine-tuning.
 * SogCLR, Optimization-AI/SogCLR branch Tensorflow README.md: pretraining with
   --BI_mode (the README at the commit indexed), pretraining with --DCL_mode
