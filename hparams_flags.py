@@ -266,7 +266,8 @@ def define_flags(fv=flags.FLAGS):
                     'Projection head type.', **d)
   flags.DEFINE_integer('proj_out_dim', 128, 'Projection head output size.', **d)
   flags.DEFINE_integer('num_proj_layers', 3, 'Layers of the nonlinear '
-                       'projection head.', **d)
+                       'projection head; 0: no head, the loss sees the encoder '
+                       'output (as SimCLR TF2).', **d)
   flags.DEFINE_integer('ft_proj_selector', 0, 'Projection-head layer that '
                        'feeds the supervised head in finetune (0 = encoder '
                        'output, -1 = last layer).', **d)
@@ -416,7 +417,8 @@ def define_flags(fv=flags.FLAGS):
   flags.DEFINE_integer('eval_interval_secs', 15, '--mode=eval: minimum '
                        'seconds between two evaluations.', **d)
   # Runtime.
-  flags.DEFINE_bool('use_tpu', True, 'Run on Cloud TPU; False runs on '
+  flags.DEFINE_bool('use_tpu', True, 'Run on Cloud TPU (without --tpu_name '
+                    'or --master: the local TPU of a TPU VM); False runs on '
                     'CPU/GPU.', **d)
   flags.DEFINE_string('tpu_name', None, 'Cloud TPU name or grpc:// address.',
                       **d)
@@ -789,7 +791,8 @@ def validate(hp, num_replicas=1):
   _require(hp.color_jitter_strength >= 0, 'color_jitter_strength',
            'must be >= 0.')
   _require(hp.proj_out_dim > 0, 'proj_out_dim', 'must be > 0.')
-  _require(hp.num_proj_layers >= 1, 'num_proj_layers', 'must be >= 1.')
+  _require(hp.num_proj_layers >= 0, 'num_proj_layers', 'must be >= 0 (0: '
+           'no projection head).')
   num_head_outputs = names.num_projection_layers(hp)
   _require(-1 <= hp.ft_proj_selector <= num_head_outputs, 'ft_proj_selector',
            'must be in [-1, %d] for --proj_head_mode=%s '
@@ -879,10 +882,6 @@ def validate(hp, num_replicas=1):
     except re.error as e:
       raise HParamsError('--variable_schema: %r is not a valid regular '
                          'expression (%s).' % (hp.variable_schema, e))
-  if hp.use_tpu:
-    _require(bool(hp.tpu_name or hp.master), 'tpu_name',
-             'is required with --use_tpu=True (or pass --master, or run with '
-             '--use_tpu=False on CPU/GPU).')
 
 
 def _validate_augmentation(hp):

@@ -30,9 +30,11 @@ import progress
 import run_report
 import schedule
 import trainer_lock
+import upstream_flags
 
 FLAGS = flags.FLAGS
 hparams_flags.define_flags(FLAGS)
+upstream_flags.define_aliases(FLAGS)
 console.accept_verbosity_names(FLAGS)
 
 
@@ -49,17 +51,22 @@ def local_tpu_devices():
 
 
 def resolve_tpu(hp):
-  """Returns (cluster_resolver or None, number of TPU cores or None)."""
+  """Returns (cluster_resolver or None, number of TPU cores or None).
+
+  --use_tpu=True without --tpu_name or --master means this TPU VM's own TPU
+  (--tpu_name=local), as the upstream run.py files resolve it.
+  """
   if not hp.use_tpu:
     return None, 1
   if hp.master and not hp.tpu_name:
     return None, None
-  if hp.tpu_name == 'local' and not local_tpu_devices():
+  if (hp.tpu_name or 'local') == 'local' and not local_tpu_devices():
     raise TpuResolutionError(
-        '--tpu_name=local: this machine has no TPU (no /dev/accel* or '
-        '/dev/vfio/* device). Run on a TPU VM, name a remote TPU with '
-        '--tpu_name/--tpu_zone/--gcp_project, or pass --use_tpu=False to run '
-        'on CPU/GPU.')
+        '%s: this machine has no TPU (no /dev/accel* or /dev/vfio/* device). '
+        'Run on a TPU VM, name a remote TPU with --tpu_name/--tpu_zone/'
+        '--gcp_project, or pass --use_tpu=False to run on CPU/GPU.' % (
+            '--tpu_name=local' if hp.tpu_name else
+            '--use_tpu=True without --tpu_name (the local TPU of a TPU VM)'))
   errors = (ValueError, urllib.error.URLError, RuntimeError)
   try:
     from oauth2client import client as oauth_client  # pylint: disable=g-import-not-at-top
@@ -68,7 +75,7 @@ def resolve_tpu(hp):
     pass
   try:
     resolver = tf.distribute.cluster_resolver.TPUClusterResolver(
-        hp.tpu_name, zone=hp.tpu_zone, project=hp.gcp_project)
+        hp.tpu_name or 'local', zone=hp.tpu_zone, project=hp.gcp_project)
     resolver.get_master()
   except errors as e:
     raise TpuResolutionError(
@@ -418,9 +425,25 @@ def main(argv):
   report(hp, result)
 
 
+def parse_flags(argv):
+  """app.run's flag parser: upstream flag names rewritten to ours, then absl's parse."""
+  try:
+    argv = upstream_flags.rewrite_argv(argv, FLAGS)
+  except upstream_flags.UpstreamFlagError as e:
+    sys.stderr.write('FATAL Flags parsing error: %s\n' % e)
+    sys.exit(1)
+  args = app.parse_flags_with_usage(argv)
+  try:
+    upstream_flags.check_aliases_unset(FLAGS)
+  except upstream_flags.UpstreamFlagError as e:
+    sys.stderr.write('FATAL Flags parsing error: %s\n' % e)
+    sys.exit(1)
+  return args
+
+
 def console_main():
-  """Console-script entry point."""
-  app.run(main)
+  """Console-script entry point (the same as `python run.py`)."""
+  app.run(main, flags_parser=parse_flags)
 
 
 if __name__ == '__main__':

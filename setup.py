@@ -37,7 +37,7 @@ setuptools.setup(
                 'memory_queue', 'momentum_encoder', 'augment_policies',
                 'augment_device', 'data_sources', 'source_common',
                 'local_sources', 'tfds_source', 'image_folder',
-                'tfrecord_source'],
+                'tfrecord_source', 'upstream_flags'],
     packages=['losses', 'resnet', 'imagenet_subsets'],
     package_data={'imagenet_subsets': ['*.txt']},
     install_requires=INSTALL_REQUIRES,

@@ -49,7 +49,6 @@ def test_every_flag_is_an_hparam():
     (dict(dataset='imagenet2012', data_dir=None), 'data_dir'),
     (dict(train_mode='finetune', checkpoint=None), 'checkpoint'),
     (dict(model_dir=None), 'model_dir'),
-    (dict(use_tpu=True, tpu_name=None), 'tpu_name'),
     (dict(resnet_depth=20), 'resnet_depth'),
     (dict(fine_tune_after_block=5), 'fine_tune_after_block'),
     (dict(ft_proj_selector=4, num_proj_layers=3), 'ft_proj_selector'),
