@@ -19,11 +19,13 @@ The README command lines below were copied from the upstream repositories
   substituted.
 * SupCon, google-research/google-research supcon/README.md:
   `scripts/supcon_imagenet_resnet50.sh --mode=train_then_eval --tpu_name
-  --data_dir --model_dir` (+ `--use_tpu=False` off TPU), run through our
-  scripts/supcon_imagenet_r50.sh with SupCon's own flag names appended.
+  --data_dir --model_dir` (+ `--use_tpu=False` off TPU), run through the
+  SupCon-named wrapper of our recipe with SupCon's own flag names appended
+  (tests/test_scripts.py proves every other upstream script name runs the
+  commands of its recipe).
 
-Tiny form: --data_dir, --tpu_name, --model_dir, --checkpoint and --num_classes
-(a native flag of the own-data branch) are dropped, then TINY is appended
+Tiny form: --data_dir, --tpu_name, --model_dir and --checkpoint are dropped,
+--num_classes is set to the synthetic data's 10, then TINY is appended
 (absl keeps the last occurrence), and --checkpoint points at the pretraining
 of the same README.
 """
@@ -395,7 +397,10 @@ TINY = ['--use_tpu=False', '--dataset=synthetic', '--image_size=16',
         '--checkpoint_steps=2', '--proj_out_dim=16', '--train_summary_steps=0',
         '--keep_hub_module_max=0', '--knn_bank_size=0',
         '--linear_probe_steps=0', '--eval_contrastive=False']
-DROPPED = ('data_dir', 'tpu_name', 'model_dir', 'checkpoint', 'num_classes')
+DROPPED = ('data_dir', 'tpu_name', 'model_dir', 'checkpoint')
+# The tiny form's synthetic data has 10 classes: a README's --num_classes
+# (SogCLR: 1000) keeps its flag with the value the data has.
+SUBSTITUTED = {'num_classes': '10'}
 
 # (id, README, command line, id of the run whose model_dir is --checkpoint)
 README_LINES = [
@@ -565,7 +570,9 @@ def tiny_args(command, model_dir, checkpoint):
     name = tokens[i].lstrip('-').split('=', 1)[0]
     two_tokens = '=' not in tokens[i] and i + 1 < len(tokens) and (
         not tokens[i + 1].startswith('-'))
-    if name not in DROPPED:
+    if name in SUBSTITUTED:
+      args.append('--%s=%s' % (name, SUBSTITUTED[name]))
+    elif name not in DROPPED:
       args += tokens[i:i + 2] if two_tokens else tokens[i:i + 1]
     i += 2 if two_tokens else 1
   args += TINY + ['--model_dir=' + model_dir]
@@ -655,7 +662,7 @@ def test_upstream_error_from_run_py_and_the_supcon_readme_line(tmp_path):
   env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL='2', PYTHON=sys.executable,
              PYTHONPATH=ROOT)
   proc = subprocess.run(
-      ['bash', os.path.join(ROOT, 'scripts', 'supcon_imagenet_r50.sh'),
+      ['bash', os.path.join(ROOT, 'scripts', 'supcon_imagenet_resnet50.sh'),
        '--mode=train_then_eval', '--tpu_name=t', '--data_dir=/none',
        '--model_dir=' + root, '--use_tpu=False', '--dataset=synthetic',
        '--image_size=16', '--resnet_depth=18', '--batch_size=8',
