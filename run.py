@@ -35,6 +35,9 @@ import upstream_flags
 FLAGS = flags.FLAGS
 hparams_flags.define_flags(FLAGS)
 upstream_flags.define_aliases(FLAGS)
+# --help lists every flag of ours and every upstream alias, not only run.py's.
+flags.adopt_module_key_flags(hparams_flags)
+flags.adopt_module_key_flags(upstream_flags)
 console.accept_verbosity_names(FLAGS)
 
 

@@ -681,3 +681,11 @@ def test_upstream_error_from_run_py_and_the_supcon_readme_line(tmp_path):
     assert recorded['optimizer'] == optimizer
     assert recorded['train_batch_size'] == 8 and recorded['train_epochs'] == 1
     assert recorded['checkpoint_steps'] == 2
+
+
+def test_run_py_help_lists_our_flags_and_the_aliases():
+  proc = run_py(['--help'], timeout=300)  # absl exits 1 after --help
+  for expected in ('--train_batch_size: Global training batch size.',
+                   '--BI_mode: Alias of --loss=sogclr',
+                   '--batch_size: Alias of --train_batch_size'):
+    assert expected in proc.stdout, expected
