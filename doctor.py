@@ -13,7 +13,7 @@ from packaging import requirements as pkg_requirements
 import tensorflow.compat.v1 as tf
 
 import console
-import data_input
+import data_sources
 
 DISTRIBUTION = 'tpu-contrastive'
 REQUIREMENTS_FILE = os.path.join(os.path.dirname(os.path.abspath(__file__)),
@@ -88,13 +88,14 @@ def check_tpu(hp, resolve_tpu):
 def check_dataset(hp):
   """(ok, text): --dataset is ready under --data_dir (counted without reading images)."""
   try:
-    source = data_input.get_source(hp)
-    info = data_input.dataset_info(hp, source)
+    source = data_sources.get_source(hp)
+    info = data_sources.dataset_info(hp, source)
   except Exception as e:  # pylint: disable=broad-except
     return False, '--dataset=%s is not ready: %s' % (hp.dataset, e)
-  return True, '--dataset=%s: %d train / %d eval examples, %d classes' % (
-      hp.dataset, info.num_train_examples, info.num_eval_examples,
-      info.num_classes)
+  classes = ('%d classes' % info.num_classes if data_sources.has_labels(source)
+             else 'unlabelled (pretraining only)')
+  return True, '--dataset=%s: %d train / %d eval examples, %s' % (
+      hp.dataset, info.num_train_examples, info.num_eval_examples, classes)
 
 
 def check_model_dir(hp, min_free_bytes=MIN_FREE_BYTES):

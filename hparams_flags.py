@@ -7,6 +7,7 @@ code only ever sees an `HParams`.
 """
 
 import dataclasses
+import functools
 import re
 
 from absl import flags
@@ -127,9 +128,36 @@ def define_flags(fv=flags.FLAGS):
   flags.DEFINE_enum('sogclr_storage', 'mean', SOGCLR_STORAGES, 'SogCLR u '
                     'storage: mean (stable) or sum (the TF reference).', **d)
   # Data.
-  flags.DEFINE_enum('dataset', 'imagenet2012', DATASETS, 'Dataset name.', **d)
-  flags.DEFINE_string('data_dir', None, 'tfds data_dir (tfds datasets) or the '
-                      'folder of the IDX files (fashion_mnist).', **d)
+  flags.DEFINE_string(
+      'dataset', 'imagenet2012', 'Dataset: one of %s; image_folder (your '
+      'images: --data_dir/<split>/<class>/*.jpg|png, or one unlabelled '
+      'folder); tfrecord (your tf.train.Example files: --data_dir is a folder '
+      'of <split>-* files or a glob with {split}); or any other tfds builder '
+      'name prepared under --data_dir.' % ', '.join(DATASETS), **d)
+  flags.DEFINE_string('data_dir', None, 'tfds data_dir (tfds datasets), the '
+                      'folder of the IDX files (fashion_mnist), the image '
+                      'folder (image_folder) or the folder/{split} glob of '
+                      'the TFRecord files (tfrecord).', **d)
+  flags.DEFINE_integer('num_classes', 0, 'Classes of the labels: required by '
+                       '--dataset=tfrecord when labels are read; elsewhere '
+                       'inferred (0), and checked when set.', **d)
+  flags.DEFINE_string('tfrecord_image_key', 'image/encoded', 'tfrecord: the '
+                      'feature holding the encoded JPEG/PNG.', **d)
+  flags.DEFINE_string('tfrecord_label_key', 'image/class/label', 'tfrecord: '
+                      'the int64 class feature; empty: unlabelled records '
+                      '(pretraining only).', **d)
+  flags.DEFINE_string('tfrecord_id_key', 'image/ID', 'tfrecord: the int64 '
+                      'example-id feature (SogCLR\'s ImageNet-S); used when '
+                      'every record has it (renumbered 0..N-1 by rank unless '
+                      'it already is), else ids are record positions; empty: '
+                      'always positions.', **d)
+  flags.DEFINE_integer('tfrecord_label_offset', 0, 'tfrecord: subtracted from '
+                       'every label (1 for 1-based ImageNet TFRecords, '
+                       'labels 1..1000).', **d)
+  flags.DEFINE_bool('skip_unreadable_images', False, 'image_folder: skip an '
+                    'image file that cannot be read or decoded (each skip is '
+                    'logged with its path and the running count of the host) '
+                    'instead of failing the run naming it.', **d)
   flags.DEFINE_string('tfds_manual_dir', None, 'tfds manual_dir holding the '
                       'downloaded archives, used to prepare a tfds dataset '
                       'that is not prepared yet in --data_dir.', **d)
@@ -238,7 +266,8 @@ def define_flags(fv=flags.FLAGS):
                     'Projection head type.', **d)
   flags.DEFINE_integer('proj_out_dim', 128, 'Projection head output size.', **d)
   flags.DEFINE_integer('num_proj_layers', 3, 'Layers of the nonlinear '
-                       'projection head.', **d)
+                       'projection head; 0: no head, the loss sees the encoder '
+                       'output (as SimCLR TF2).', **d)
   flags.DEFINE_integer('ft_proj_selector', 0, 'Projection-head layer that '
                        'feeds the supervised head in finetune (0 = encoder '
                        'output, -1 = last layer).', **d)
@@ -284,10 +313,11 @@ def define_flags(fv=flags.FLAGS):
                      'RandAugment\'s magnitude (0-10) for randaugment. <= 0 '
                      'turns everything after crop and flip off, blur included '
                      '(SupCon\'s rule). Unset: --color_jitter_strength.', **d)
-  flags.DEFINE_bool('use_randaugment', False, 'FNC\'s flag: every view gets '
-                    'RandAugment(2 layers, magnitude 7) between the colour '
-                    'jitter and the grayscale (stacked_randaugment at FNC\'s '
-                    'magnitude).', **d)
+  flags.DEFINE_bool('use_randaugment', False, 'FNC\'s flag: every '
+                    'pretraining view gets RandAugment(2 layers, magnitude 7) '
+                    'between the colour jitter and the grayscale '
+                    '(stacked_randaugment at FNC\'s magnitude); fine-tuning '
+                    'ignores it, as in FNC.', **d)
   flags.DEFINE_bool('use_pytorch_color_jitter', False, 'torchvision\'s '
                     'ColorJitter (contrast and saturation blend towards '
                     'grayscale) instead of SimCLR\'s; needs 0.2 s <= 0.5. '
@@ -387,7 +417,8 @@ def define_flags(fv=flags.FLAGS):
   flags.DEFINE_integer('eval_interval_secs', 15, '--mode=eval: minimum '
                        'seconds between two evaluations.', **d)
   # Runtime.
-  flags.DEFINE_bool('use_tpu', True, 'Run on Cloud TPU; False runs on '
+  flags.DEFINE_bool('use_tpu', True, 'Run on Cloud TPU (without --tpu_name '
+                    'or --master: the local TPU of a TPU VM); False runs on '
                     'CPU/GPU.', **d)
   flags.DEFINE_string('tpu_name', None, 'Cloud TPU name or grpc:// address.',
                       **d)
@@ -445,6 +476,12 @@ class HParams:
   sogclr_storage: str
   dataset: str
   data_dir: str
+  num_classes: int
+  tfrecord_image_key: str
+  tfrecord_label_key: str
+  tfrecord_id_key: str
+  tfrecord_label_offset: int
+  skip_unreadable_images: bool
   tfds_manual_dir: str
   imagenet_subset_list: str
   train_subset: str
@@ -606,7 +643,9 @@ class HParams:
   @property
   def view_augmentation(self):
     """The augmentation type, with FNC's --use_randaugment resolved."""
-    if self.use_randaugment:
+    # FNC adds RandAugment to its pretraining views only; its fine-tuning
+    # views are crop and flip (data.py's get_preprocess_fn).
+    if self.use_randaugment and self.is_pretrain:
       return 'stacked_randaugment'
     return self.augmentation_type
 
@@ -658,7 +697,11 @@ class HParams:
     """The eval split, with the dataset's default filled in."""
     if self.eval_split:
       return self.eval_split
-    return 'validation' if self.dataset.startswith('imagenet') else 'test'
+    if self.dataset == names.IMAGE_FOLDER:
+      return 'val'
+    if self.dataset.startswith('imagenet') or self.dataset == names.TFRECORD:
+      return 'validation'
+    return 'test'
 
 
 def _field_names():
@@ -718,7 +761,7 @@ def validate(hp, num_replicas=1):
   tf.distribute replicas (1 on one device).
   """
   for name, allowed in (('mode', MODES), ('train_mode', TRAIN_MODES),
-                        ('loss', LOSSES), ('dataset', DATASETS),
+                        ('loss', LOSSES),
                         ('optimizer', OPTIMIZERS),
                         ('learning_rate_scaling', LR_SCALINGS),
                         ('proj_head_mode', PROJ_HEAD_MODES),
@@ -766,7 +809,8 @@ def validate(hp, num_replicas=1):
   _require(hp.color_jitter_strength >= 0, 'color_jitter_strength',
            'must be >= 0.')
   _require(hp.proj_out_dim > 0, 'proj_out_dim', 'must be > 0.')
-  _require(hp.num_proj_layers >= 1, 'num_proj_layers', 'must be >= 1.')
+  _require(hp.num_proj_layers >= 0, 'num_proj_layers', 'must be >= 0 (0: '
+           'no projection head).')
   num_head_outputs = names.num_projection_layers(hp)
   _require(-1 <= hp.ft_proj_selector <= num_head_outputs, 'ft_proj_selector',
            'must be in [-1, %d] for --proj_head_mode=%s '
@@ -832,9 +876,16 @@ def validate(hp, num_replicas=1):
            'must be > 0.')
   _require(bool(hp.model_dir), 'model_dir', 'is required.')
   _require(hp.dataset not in DATASETS_NEEDING_DATA_DIR or bool(hp.data_dir),
-           'data_dir', 'is required for --dataset=%s (a tfds data_dir with '
-           'the prepared dataset, e.g. gs://bucket/tensorflow_datasets).' %
-           hp.dataset)
+           'data_dir', 'is required for --dataset=%s (%s).' % (
+               hp.dataset, {
+                   names.IMAGE_FOLDER: 'the folder holding train/<class>/*.jpg '
+                                       'and val/<class>/*.jpg, or one folder '
+                                       'of images',
+                   names.TFRECORD: 'a folder of <split>-* TFRecord files or a '
+                                   'glob with {split}',
+               }.get(hp.dataset, 'a tfds data_dir with the prepared dataset, '
+                                 'e.g. gs://bucket/tensorflow_datasets')))
+  _validate_dataset(hp)
   _validate_imagenet_subsets(hp)
   if hp.mode == 'export':
     _require(bool(hp.checkpoint), 'checkpoint',
@@ -850,10 +901,6 @@ def validate(hp, num_replicas=1):
       raise HParamsError('--variable_schema: %r is not a valid regular '
                          'expression (%s).' % (hp.variable_schema, e))
   _validate_distribution(hp)
-  if hp.use_tpu:
-    _require(bool(hp.tpu_name or hp.master), 'tpu_name',
-             'is required with --use_tpu=True (or pass --master, or run with '
-             '--use_tpu=False on CPU/GPU).')
 
 
 def _validate_distribution(hp):
@@ -949,6 +996,35 @@ def _validate_memory(hp):
            '--memory_multiplier >= %d or --memory_size >= %d.' % (
                hp.memory_rows, hp.views_per_example, hp.train_batch_size,
                pushed, hp.views_per_example, pushed))
+
+
+def _validate_dataset(hp):
+  """The own-data flags: --dataset names a source, the tfrecord keys, --num_classes."""
+  _require(bool(hp.dataset), 'dataset', 'is required: a built-in name, '
+           'image_folder, tfrecord or a tfds builder name.')
+  _require(hp.num_classes >= 0, 'num_classes', 'must be >= 0 (0: inferred).')
+  tfrecord = hp.dataset == names.TFRECORD
+  for name in ('tfrecord_image_key', 'tfrecord_label_key', 'tfrecord_id_key',
+               'tfrecord_label_offset'):
+    default = _flag_default(name)
+    _require(tfrecord or getattr(hp, name) == default, name,
+             'is only read by --dataset=tfrecord.')
+  if tfrecord:
+    _require(bool(hp.tfrecord_image_key), 'tfrecord_image_key',
+             'must name the feature holding the encoded images.')
+    _require(hp.num_classes > 0 or not hp.tfrecord_label_key, 'num_classes',
+             'is required with --dataset=tfrecord when labels are read '
+             '(--tfrecord_label_key=%s); pass --tfrecord_label_key= for '
+             'unlabelled records.' % hp.tfrecord_label_key)
+  _require(not hp.skip_unreadable_images or hp.dataset == names.IMAGE_FOLDER,
+           'skip_unreadable_images', 'is only read by --dataset=image_folder.')
+
+
+@functools.lru_cache(maxsize=None)
+def _flag_default(name):
+  fv = flags.FlagValues()
+  define_flags(fv)
+  return fv[name].default
 
 
 def _validate_imagenet_subsets(hp):

@@ -75,14 +75,19 @@ EVAL_CROP_METHODS = ('crop_then_resize', 'resize_then_crop',
 IMAGENET_SUBSETS = ('1pct', '10pct')
 
 # Datasets: tfds ones, class subsets of a prepared imagenet2012 (filtered at
-# read time), and local ones.
+# read time), local ones and your own files.  --dataset also takes any other
+# tfds builder name.
 TFDS_DATASETS = ('cifar10', 'cifar100', 'imagenet2012',
                  'imagenet2012_subset/1pct', 'imagenet2012_subset/10pct')
 FILTERED_DATASETS = ('imagenet100',)
 LOCAL_DATASETS = ('fashion_mnist', 'synthetic')
-DATASETS = TFDS_DATASETS + FILTERED_DATASETS + LOCAL_DATASETS
+IMAGE_FOLDER = 'image_folder'
+TFRECORD = 'tfrecord'
+OWN_DATASETS = (IMAGE_FOLDER, TFRECORD)
+DATASETS = TFDS_DATASETS + FILTERED_DATASETS + LOCAL_DATASETS + OWN_DATASETS
 DATASETS_NEEDING_DATA_DIR = ('imagenet2012', 'imagenet2012_subset/1pct',
-                             'imagenet2012_subset/10pct', 'imagenet100')
+                             'imagenet2012_subset/10pct', 'imagenet100',
+                             IMAGE_FOLDER, TFRECORD)
 
 
 def num_projection_layers(hp):

@@ -15,6 +15,7 @@ import tensorflow.compat.v1 as tf
 import atomic_files
 import augment_device
 import data_input
+import data_sources
 import model_fn
 
 PREVIEW_FILE = 'preview.png'
@@ -22,7 +23,7 @@ PREVIEW_FILE = 'preview.png'
 
 def preview_arrays(hp, num_examples, source=None):
   """(originals [N, S, S, 3], views [N, V, S, S, 3]) in [0, 1] for the first N training examples."""
-  source = source or data_input.get_source(hp)
+  source = source or data_sources.get_source(hp)
   graph = tf.Graph()
   with graph.as_default():
     if hp.seed is not None:

@@ -17,6 +17,7 @@ import atomic_files
 import augment_policies
 import checkpoint_restore
 import data_input
+import data_sources
 import distribute
 import doctor
 import export
@@ -30,10 +31,18 @@ import progress
 import run_report
 import schedule
 import trainer_lock
+import upstream_flags
 
 FLAGS = flags.FLAGS
 hparams_flags.define_flags(FLAGS)
+upstream_flags.define_aliases(FLAGS)
+# --help lists every flag of ours and every upstream alias, not only run.py's.
+flags.adopt_module_key_flags(hparams_flags)
+flags.adopt_module_key_flags(upstream_flags)
 console.accept_verbosity_names(FLAGS)
+
+
+CLASSES_FILE = 'classes.json'
 
 
 class TpuResolutionError(RuntimeError):
@@ -46,17 +55,22 @@ def local_tpu_devices():
 
 
 def resolve_tpu(hp):
-  """Returns (cluster_resolver or None, number of TPU cores or None)."""
+  """Returns (cluster_resolver or None, number of TPU cores or None).
+
+  --use_tpu=True without --tpu_name or --master means this TPU VM's own TPU
+  (--tpu_name=local), as the upstream run.py files resolve it.
+  """
   if not hp.use_tpu:
     return None, 1
   if hp.master and not hp.tpu_name:
     return None, None
-  if hp.tpu_name == 'local' and not local_tpu_devices():
+  if (hp.tpu_name or 'local') == 'local' and not local_tpu_devices():
     raise TpuResolutionError(
-        '--tpu_name=local: this machine has no TPU (no /dev/accel* or '
-        '/dev/vfio/* device). Run on a TPU VM, name a remote TPU with '
-        '--tpu_name/--tpu_zone/--gcp_project, or pass --use_tpu=False to run '
-        'on CPU/GPU.')
+        '%s: this machine has no TPU (no /dev/accel* or /dev/vfio/* device). '
+        'Run on a TPU VM, name a remote TPU with --tpu_name/--tpu_zone/'
+        '--gcp_project, or pass --use_tpu=False to run on CPU/GPU.' % (
+            '--tpu_name=local' if hp.tpu_name else
+            '--use_tpu=True without --tpu_name (the local TPU of a TPU VM)'))
   errors = (ValueError, urllib.error.URLError, RuntimeError)
   try:
     from oauth2client import client as oauth_client  # pylint: disable=g-import-not-at-top
@@ -65,7 +79,7 @@ def resolve_tpu(hp):
     pass
   try:
     resolver = tf.distribute.cluster_resolver.TPUClusterResolver(
-        hp.tpu_name, zone=hp.tpu_zone, project=hp.gcp_project)
+        hp.tpu_name or 'local', zone=hp.tpu_zone, project=hp.gcp_project)
     resolver.get_master()
   except errors as e:
     raise TpuResolutionError(
@@ -117,6 +131,14 @@ def prepare_model_dir(hp):
         '--model_dir=%s cannot be used: %s. Pass a directory this job can '
         'create and write (a local path or gs://bucket/path).' %
         (hp.model_dir, getattr(e, 'message', None) or e))
+
+
+def write_class_names(hp, source):
+  """model_dir/classes.json: {class name: label id} of a source that names its classes."""
+  class_names = getattr(source, 'class_names', None)
+  if class_names:
+    atomic_files.write_json(os.path.join(hp.model_dir, CLASSES_FILE),
+                            {name: i for i, name in enumerate(class_names)})
 
 
 def steps_per_loop(hp, num_train_examples):
@@ -337,8 +359,11 @@ def run(hp):
     console.info('--distribution=%s: %d replicas.', distribute.resolve(hp),
                  strategy.num_replicas_in_sync)
   check_checkpoint_exists(hp)
-  source = data_input.get_source(hp)
-  info = data_input.dataset_info(hp, source)
+  source = data_sources.get_source(hp)
+  info = data_sources.dataset_info(hp, source)
+  hp, note = data_sources.for_unlabelled(hp, source)
+  if note:
+    console.info(note)
   total_steps = schedule.train_steps(hp, info.num_train_examples)
   eval_steps = schedule.eval_steps(hp, info.num_eval_examples)
   if hp.mode == 'export':
@@ -362,6 +387,8 @@ def run(hp):
   if training and not hp.is_pretrain:
     checkpoint_restore.preflight(hp, info.num_classes)
   prepare_model_dir(hp)
+  if training:
+    write_class_names(hp, source)
   estimator = build_estimator(hp, resolver, info.num_classes,
                               info.num_train_examples)
   train_input_fn = data_input.build_input_fn(hp, True, source=source)
@@ -371,7 +398,8 @@ def run(hp):
                'eval examples', total_steps, eval_steps, info.num_classes,
                info.num_train_examples, info.num_eval_examples)
   monitor = None
-  if hp.knn_bank_size and hp.mode in ('eval', 'train_then_eval'):
+  if (hp.knn_bank_size and hp.mode in ('eval', 'train_then_eval') and
+      data_sources.has_labels(source)):
     monitor = feature_monitor.FeatureMonitor(hp, build_estimator(
         hp, resolver, info.num_classes, info.num_train_examples,
         predict_keys=feature_monitor.PREDICT_KEYS), source, info)
@@ -433,7 +461,7 @@ def main(argv):
   hp = hparams_flags.hparams_from_flags(FLAGS)
   try:
     result = run(hp)
-  except (hparams_flags.HParamsError, data_input.DataError,
+  except (hparams_flags.HParamsError, data_sources.DataError,
           TpuResolutionError, checkpoint_restore.RestoreError,
           distribute.DistributionError,
           flags_record.FlagsChangedError,
@@ -446,9 +474,25 @@ def main(argv):
   report(hp, result)
 
 
+def parse_flags(argv):
+  """app.run's flag parser: upstream flag names rewritten to ours, then absl's parse."""
+  try:
+    argv = upstream_flags.rewrite_argv(argv, FLAGS)
+  except upstream_flags.UpstreamFlagError as e:
+    sys.stderr.write('FATAL Flags parsing error: %s\n' % e)
+    sys.exit(1)
+  args = app.parse_flags_with_usage(argv)
+  try:
+    upstream_flags.check_aliases_unset(FLAGS)
+  except upstream_flags.UpstreamFlagError as e:
+    sys.stderr.write('FATAL Flags parsing error: %s\n' % e)
+    sys.exit(1)
+  return args
+
+
 def console_main():
-  """Console-script entry point."""
-  app.run(main)
+  """Console-script entry point (the same as `python run.py`)."""
+  app.run(main, flags_parser=parse_flags)
 
 
 if __name__ == '__main__':

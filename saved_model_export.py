@@ -9,9 +9,15 @@ The SavedModel holds one MetaGraph (tag `serve`), so `tf.saved_model.load`
 needs no tags, and follows the reusable-SavedModel interface
 (`__call__(images, training)`, `variables`, `trainable_variables`,
 `regularization_losses`), so `hub.KerasLayer(path, trainable=True)`
-fine-tunes it.  Signatures `serving_default` and `contrastive_eval`
-(inference BN) and `contrastive_train` (batch BN) take `images`
-(float32 NHWC in [0, 1]) and return `embeddings` (L2-normalised
+fine-tunes it.  `__call__(images, trainable=False|True)` is SimCLR's TF2
+SavedModel call instead: it returns the dict of named outputs
+(`initial_conv`, `initial_max_pool`, `block_group1..4`, `final_avg_pool`,
+`proj_head_input`, `proj_head_output`, and `logits_sup` when a supervised
+head exists), with batch norm in training mode when `trainable` is True;
+`trainable_variables_list` (SimCLR's attribute) lists the heads' variables
+too.  Signatures `serving_default` and `contrastive_eval` (inference BN)
+and `contrastive_train` (batch BN) take `images` (float32 NHWC in [0, 1])
+and return `embeddings` (L2-normalised
 final_avg_pool), `unnormalized_embeddings`, `projection` (L2-normalised
 proj_head_output), `unnormalized_projection` and `logits` when a
 supervised head exists.
@@ -101,9 +107,12 @@ def build_exportable(hp, num_classes, checkpoint_path):
                        name='images')
 
   @tf.function
-  def call(images, training=False):
-    return network.forward(checked_images(images),
-                           bool(training))['final_avg_pool']
+  def call(images, training=False, trainable=None):
+    if trainable is None:  # the reusable-SavedModel call (hub.KerasLayer)
+      return network.forward(checked_images(images),
+                             bool(training))['final_avg_pool']
+    # SimCLR's TF2 SavedModel call: every named output, BN by `trainable`.
+    return network.forward(checked_images(images), bool(trainable))
 
   @tf.function(input_signature=[spec])
   def inference(images):
@@ -113,9 +122,11 @@ def build_exportable(hp, num_classes, checkpoint_path):
   def train(images):
     return _signature_outputs(network.forward(checked_images(images), True))
 
-  # hub.KerasLayer calls __call__ with a Python bool: trace both values.
-  for training in (False, True):
-    call.get_concrete_function(spec, training)
+  # hub.KerasLayer passes `training` and SimCLR-style code `trainable`, each
+  # a Python bool: trace all four calls.
+  for flag in (False, True):
+    call.get_concrete_function(spec, training=flag)
+    call.get_concrete_function(spec, trainable=flag)
   _restore(network.variables, checkpoint_path)
 
   root = tf.train.Checkpoint()
@@ -125,6 +136,8 @@ def build_exportable(hp, num_classes, checkpoint_path):
   root.trainable_variables = [v for v in network.trainable_variables
                               if v.name.startswith(names.ENCODER_SCOPE + '/')]
   root.regularization_losses = []
+  # SimCLR's TF2 SavedModel attribute: every trainable variable, heads included.
+  root.trainable_variables_list = list(network.trainable_variables)
   root.__call__ = call
   root.inference = inference
   root.train = train

@@ -23,9 +23,9 @@ sys.path.insert(0, ROOT)
 
 import tensorflow.compat.v1 as tf  # pylint: disable=g-import-not-at-top,wrong-import-position
 
-import data_input  # pylint: disable=wrong-import-position
 import hparams_flags  # pylint: disable=wrong-import-position
 import linear_probe  # pylint: disable=wrong-import-position
+import local_sources  # pylint: disable=wrong-import-position
 import resnet  # pylint: disable=wrong-import-position
 
 
@@ -53,7 +53,7 @@ def extract(hp, limits, checkpoint, calibration_images):
   training images for both encoders, so the random encoder is not judged by
   the meaningless initial statistics (mean 0, variance 1).
   """
-  source = data_input.FashionMnistSource(hp)
+  source = local_sources.FashionMnistSource(hp)
   graph = tf.Graph()
   with graph.as_default():
     tf.set_random_seed(1234)
@@ -108,7 +108,7 @@ def main():
                                      use_tpu=False)
   results = {'pretrain_steps': args.steps, 'batch': args.batch,
              'pretrain_seconds': round(pretrain_secs, 1), 'checkpoint': ckpt}
-  calibration = data_input.FashionMnistSource(hp)._arrays('train')[0][:10000]  # pylint: disable=protected-access
+  calibration = local_sources.FashionMnistSource(hp)._arrays('train')[0][:10000]  # pylint: disable=protected-access
   for name, checkpoint in (('random_init', None), ('simclr_pretrained', ckpt)):
     data = extract(hp, {'train': args.probe_train_examples, 'test': 10000},
                    checkpoint, calibration)

@@ -38,6 +38,7 @@ import tensorflow.compat.v1 as tf  # pylint: disable=g-import-not-at-top,wrong-i
 
 import benchmark_throughput  # pylint: disable=wrong-import-position
 import data_input  # pylint: disable=wrong-import-position
+import data_sources  # pylint: disable=wrong-import-position
 import feature_monitor  # pylint: disable=wrong-import-position
 import hparams_flags  # pylint: disable=wrong-import-position
 
@@ -59,8 +60,8 @@ def step_ms(args, depth, image_size, batch, memory_multiplier):
       use_blur=image_size > 32, warmup_epochs=0, train_summary_steps=0,
       checkpoint_steps=10 ** 6, model_dir=tempfile.mkdtemp())
   hparams_flags.validate(hp)
-  source = data_input.get_source(hp)
-  info = data_input.dataset_info(hp, source)
+  source = data_sources.get_source(hp)
+  info = data_sources.dataset_info(hp, source)
   input_fn = benchmark_throughput.constant_input_fn(
       data_input.build_input_fn(hp, True, source=source), batch)
   steps_per_sec = benchmark_throughput.measure(hp, input_fn, info,

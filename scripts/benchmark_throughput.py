@@ -27,6 +27,7 @@ sys.path.insert(0, os.path.join(ROOT, 'scripts'))
 import tensorflow.compat.v1 as tf  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 import data_input  # pylint: disable=wrong-import-position
+import data_sources  # pylint: disable=wrong-import-position
 import hparams_flags  # pylint: disable=wrong-import-position
 import photo_jpegs  # pylint: disable=wrong-import-position
 import run  # pylint: disable=wrong-import-position
@@ -97,8 +98,8 @@ def main():
         train_steps=args.steps, color_jitter_strength=args.color_jitter_strength,
         use_blur=args.image_size > 32, warmup_epochs=0, train_summary_steps=0,
         checkpoint_steps=10 ** 6, model_dir=tempfile.mkdtemp())
-    source = jpeg_source or data_input.get_source(hp)
-    info = jpeg_source.info() if jpeg_source else data_input.dataset_info(
+    source = jpeg_source or data_sources.get_source(hp)
+    info = jpeg_source.info() if jpeg_source else data_sources.dataset_info(
         hp, source)
     input_fn = data_input.build_input_fn(hp, True, source=source)
     if name == 'compute_floor':

@@ -10,8 +10,10 @@
 #            [not verified against the PDF]; settings: supcon
 #            scripts/cross_entropy_imagenet_resnet50.sh
 # Settings:  Nesterov momentum lr 0.1 x B/256, wd 1e-4, 12 warmup epochs, label
-#            smoothing 0.05; AutoAugment (v0) after the crop and flip.
-#            Deviation: bicubic resizes (SupCon: bilinear).
+#            smoothing 0.05; AutoAugment (v0) after the crop and flip; SupCon's
+#            eval crop (shorter side to 256, centre 224).
+#            Deviations: bicubic resizes (SupCon: bilinear); inputs in [0, 1]
+#            (SupCon: [-1, 1]).
 # Stages:    train
 #
 # Usage: scripts/ce_imagenet_r50.sh --tpu_name=NAME --data_dir=gs://... --model_dir=gs://...
@@ -23,4 +25,5 @@ recipe_stage train "${TPU[@]}" "${IMAGENET[@]}" --resnet_depth=50 \
   --train_batch_size=6144 --train_epochs=200 --warmup_epochs=12 \
   --optimizer=momentum --learning_rate=0.1 --learning_rate_scaling=linear \
   --weight_decay=1e-4 --label_smoothing=0.05 --augmentation_type=autoaugment \
-  --augmentation_magnitude=1.0
+  --augmentation_magnitude=1.0 --eval_crop_method=resize_then_crop \
+  --crop_padding=32

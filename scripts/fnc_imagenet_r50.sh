@@ -17,7 +17,9 @@
 #            --ft_proj_selector=1; momentum encoder (EMA 0.999, initialised
 #            independently as the FNC code) and a 16N memory queue; every view
 #            gets RandAugment(2, 7) between the colour jitter and the grayscale.
-#            Deviations: none known.
+#            Deviation: RandAugment is Model Garden's, whose layers also pick
+#            "no op" (p 1/17); FNC's EfficientNet copy always applies one of its
+#            16 ops.
 # Stages:    pretrain -> lineareval, finetune_1pct, finetune_10pct
 #
 # Usage: scripts/fnc_imagenet_r50.sh --tpu_name=NAME --data_dir=gs://... --model_dir=gs://...

@@ -17,7 +17,7 @@ import os
 import numpy as np
 import tensorflow.compat.v1 as tf
 
-import data_input
+import data_sources
 
 PHOTO_EXTENSIONS = ('.png', '.jpg', '.jpeg')
 JPEG_HEIGHT, JPEG_WIDTH = 375, 470
@@ -77,5 +77,5 @@ class InMemoryJpegSource(object):
 
   def info(self):
     """The DatasetInfo of this source."""
-    return data_input.DatasetInfo(len(self._jpegs), len(self._jpegs),
-                                  self.num_classes)
+    return data_sources.DatasetInfo(len(self._jpegs), len(self._jpegs),
+                                    self.num_classes)

@@ -13,8 +13,10 @@
 #            AutoAugment (v0) in both stages (magnitude 1.0); stage 2: RMSProp (eps
 #            0.001) lr 0.05 x B/256, 12 warmup epochs, x0.97 every 0.5 epoch,
 #            wd 1e-6.
+#            SupCon's eval crop (shorter side to 256, centre 224).
 #            Deviations: a linear 128-d head with BN (SupCon: no BN) on the
-#            un-normalised encoder output; bicubic resizes (SupCon: bilinear).
+#            un-normalised encoder output; bicubic resizes (SupCon: bilinear);
+#            inputs in [0, 1] (SupCon: [-1, 1]).
 # Stages:    pretrain -> lineareval (--checkpoint=MODEL_DIR/pretrain)
 #
 # Usage: scripts/supcon_imagenet_r50.sh --tpu_name=NAME --data_dir=gs://... --model_dir=gs://...
@@ -23,6 +25,7 @@ recipe_init pretrain lineareval -- "$@"
 
 MODEL=("${TPU[@]}" "${IMAGENET[@]}" --resnet_depth=50 --width_multiplier=1
        --proj_head_mode=linear --proj_out_dim=128
+       --eval_crop_method=resize_then_crop --crop_padding=32
        --augmentation_type=autoaugment --augmentation_magnitude=1.0)
 
 recipe_stage pretrain "${MODEL[@]}" "${SUPCON[@]}" --train_mode=pretrain \

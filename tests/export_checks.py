@@ -2,7 +2,7 @@
 
 Usage: python tests/export_checks.py CHECK MODEL_DIR STEP
 TF1 checks (`predict`, `hub_tf1`, `hub_train_step`) disable v2 behaviour;
-TF2 checks (`hub_tf2`, `saved_model`) run eagerly: the two cannot share a
+TF2 checks (`hub_tf2`, `saved_model`, `simclr_call`, `bad_inputs`) run eagerly: the two cannot share a
 process.  `predict` writes the estimator's predictions on fixed images to
 MODEL_DIR/predictions.npz; the other checks compare against them.
 A failed check raises (non-zero exit, the assertion on stderr).
@@ -178,6 +178,63 @@ def saved_model(model_dir, step):
   assert changed == len(encoder), (changed, len(encoder))
   assert not np.array_equal(moving_before, moving.numpy())
   assert float(loss_fn()) < before_loss
+
+
+def simclr_call(model_dir, step):
+  """SimCLR-style `model(images, trainable=...)`: the dict of named outputs; __call__(training=) unchanged."""
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  path = os.path.join(model_dir, 'saved_model', str(step))
+  images = tf.constant(_images(model_dir))
+  expected = _predictions(model_dir)
+  loaded = tf.saved_model.load(path)
+  outputs = {k: v.numpy() for k, v in loaded(images, trainable=False).items()}
+  # The estimator predicts every named output: SimCLR's keys, logits_sup
+  # included (this run trains a linear head while pretraining).
+  assert set(outputs) == set(expected) == {
+      'initial_conv', 'initial_max_pool', 'block_group1', 'block_group2',
+      'block_group3', 'block_group4', 'final_avg_pool', 'proj_head_input',
+      'proj_head_output', 'logits_sup'}, sorted(outputs)
+  for key in expected:
+    assert outputs[key].shape == expected[key].shape, key
+    np.testing.assert_allclose(outputs[key], expected[key], err_msg=key,
+                               **TOLERANCE)
+  # SimCLR's attribute lists the heads' variables too; KerasLayer's the encoder's.
+  encoder = {v.name for v in loaded.trainable_variables}
+  every = {v.name for v in loaded.trainable_variables_list}
+  assert encoder < every, sorted(every - encoder)
+  assert all(not n.startswith('base_model/') for n in every - encoder)
+  # The reusable-SavedModel call still returns the features alone.
+  for features in (loaded(images), loaded(images, training=False),
+                   loaded(images, False)):
+    np.testing.assert_allclose(features.numpy(), expected['final_avg_pool'],
+                               **TOLERANCE)
+  # trainable=True runs batch norm on the batch, as contrastive_train does.
+  train = {k: v.numpy() for k, v in loaded(images, trainable=True).items()}
+  assert set(train) == set(expected), sorted(train)
+  train_sig = loaded.signatures['contrastive_train'](images=images)
+  np.testing.assert_allclose(train['final_avg_pool'],
+                             train_sig['unnormalized_embeddings'].numpy(),
+                             **TOLERANCE)
+  assert not np.allclose(train['final_avg_pool'], expected['final_avg_pool'])
+  # The SimCLR colab's linear head on frozen features: one step lowers the loss.
+  head = tf.keras.layers.Dense(3)
+  labels = tf.constant(np.arange(images.shape[0]) % 3)
+
+  def loss_fn():
+    features = loaded(images, trainable=False)['final_avg_pool']
+    return tf.reduce_mean(tf.keras.losses.sparse_categorical_crossentropy(
+        labels, head(features), from_logits=True))
+
+  before = float(loss_fn())
+  with tf.GradientTape() as tape:
+    loss = loss_fn()
+  grads = tape.gradient(loss, head.trainable_variables)
+  # A step small against the squared feature norm (the features are not
+  # normalised), so that it cannot overshoot.
+  scale = np.mean(np.sum(outputs['final_avg_pool'] ** 2, axis=-1))
+  tf.keras.optimizers.SGD(0.1 / scale).apply_gradients(
+      zip(grads, head.trainable_variables))
+  assert float(loss_fn()) < before
 
 
 def bad_inputs(model_dir, step):

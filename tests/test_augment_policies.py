@@ -56,6 +56,10 @@ def _views(hp, count, seed=0, image=None, repeats=1):
     ds = ds.map(lambda x: augment_policies.train_view(x, hp)).batch(
         count, drop_remainder=True)
     spec = ds.element_spec
+    # Graph ops only: no Python call per example in the map.
+    ops = {node.op for f in tf.get_default_graph().as_graph_def().library.function
+           for node in f.node_def}
+    assert not ops & {'PyFunc', 'EagerPyFunc', 'PyFuncStateless'}, ops
     # One traced map function, read by fresh iterators: each starts over.
     outs = [tf.data.make_one_shot_iterator(ds).get_next()
             for _ in range(repeats)]
@@ -130,6 +134,68 @@ def test_fnc_views_all_get_randaugment_and_stack_on_channels():
     assert sess.run(features['image']).shape == (32, 32, 9)
 
 
+def test_use_randaugment_is_for_pretraining_views_only_as_in_fnc():
+  assert _hp(use_randaugment=True).view_augmentation == 'stacked_randaugment'
+  # FNC's fine-tuning preprocessing is crop and flip, whatever the flag.
+  hp = _hp(train_mode='finetune', checkpoint='/ckpt', use_randaugment=True)
+  assert hp.view_augmentation == 'simclr' and not hp.uses_model_garden
+  assert not augment_policies.host_runs_augmentation(hp)
+  # SupCon's types do augment its second stage.
+  assert augment_policies.host_runs_augmentation(
+      _hp(train_mode='finetune', checkpoint='/ckpt',
+          augmentation_type='autoaugment'))
+
+
+def test_model_garden_policy_composes_with_num_views():
+  hp = _hp(loss='supcon', num_views=3, augmentation_type='randaugment',
+           augmentation_magnitude=9.)
+  calls = []
+  real = augment_policies.randaugment
+  with tf.Graph().as_default(), tf.Session() as sess:
+    tf.set_random_seed(3)
+    with mock.patch.object(augment_policies, 'randaugment',
+                           lambda im, m: calls.append(m) or real(im, m)):
+      features = data_input.image_features(hp, tf.constant(_photo()), True)
+    assert features['image'].shape.as_list() == [32, 32, 9]
+    views = np.split(sess.run(features['image']), 3, axis=-1)
+  assert calls == [9.]  # one traced copy draws all three views
+  for i in range(3):
+    for j in range(i):
+      assert np.abs(views[i] - views[j]).max() > 1e-3, (i, j)
+
+
+def test_stacked_randaugment_is_jitter_then_randaugment_then_grayscale():
+  order, jitter_params = [], []
+  real_jitter = augment.apply_color_jitter
+  real_randaugment = augment_policies.randaugment
+  real_gray = augment.to_grayscale
+
+  def jitter(image, params):
+    order.append('jitter')
+    jitter_params.append(params)
+    return real_jitter(image, params)
+
+  def randaugment(image, magnitude):
+    order.append('randaugment %g' % magnitude)
+    return real_randaugment(image, magnitude)
+
+  def gray(image):
+    order.append('grayscale')
+    return real_gray(image)
+
+  with mock.patch.object(augment, 'apply_color_jitter', jitter), \
+       mock.patch.object(augment_policies, 'randaugment', randaugment), \
+       mock.patch.object(augment, 'to_grayscale', gray):
+    with tf.Graph().as_default(), tf.Session() as sess:
+      # Each stage consumes the previous one's output, so the order in which
+      # they are built is the order in which they apply.
+      augment_policies.augment_cropped(
+          tf.zeros([32, 32, 3]), _hp(augmentation_type='stacked_randaugment'))
+      assert order == ['jitter', 'randaugment 10', 'grayscale']
+      # The jitter's own grayscale is off: it comes after RandAugment.
+      assert not sess.run(jitter_params[0]['apply_grayscale'])
+
+
 # ------------------------------------------------------- op statistics
 
 
@@ -200,6 +266,17 @@ def test_missing_model_garden_fails_naming_the_flag_and_the_pip_pin():
   assert 'pip install tf-models-official==2.15.0' in str(e.value)
   with mock.patch.dict(sys.modules, {'official.vision.ops': None}):
     augment_policies.check_available(_hp())  # simclr needs no Model Garden
+
+
+def test_run_stops_before_building_anything_without_model_garden(tmp_path):
+  import run  # pylint: disable=g-import-not-at-top
+  model_dir = tmp_path / 'm'
+  hp = _hp(augmentation_type='autoaugment').replace(model_dir=str(model_dir))
+  with mock.patch.dict(sys.modules, {'official.vision.ops': None}):
+    with pytest.raises(augment_policies.MissingDependencyError,
+                       match='--augmentation_type'):
+      run.run(hp)
+  assert not model_dir.exists()
 
 
 # ------------------------------------------------------- PyTorch jitter
@@ -336,16 +413,37 @@ def test_only_simclr_style_types_blur_as_in_supcon(kind, probability):
 
 
 def test_device_color_keeps_non_simclr_policies_on_the_host():
-  hp = _hp(augmentation_type='autoaugment', augment_on_device='color')
+  # RandAugment: the same dispatch as AutoAugment at a tenth of the trace.
+  hp = _hp(augmentation_type='randaugment', augment_on_device='color')
   assert not hp.color_on_device
-  with mock.patch.object(augment_policies, 'autoaugment',
-                         wraps=augment_policies.autoaugment) as policy:
+  assert not _hp(augmentation_type='autoaugment',
+                 augment_on_device='color').color_on_device
+  with mock.patch.object(augment_policies, 'randaugment',
+                         wraps=augment_policies.randaugment) as policy:
     with tf.Graph().as_default():  # Model Garden's conds need a tf.data map
       tf.data.Dataset.from_tensors(tf.constant(_photo())).map(
           lambda image: data_input.image_features(hp, image, True))
   # Host-side, once: tf.map_fn draws both views from one traced copy.
   assert policy.call_count == 1 and hp.views_per_example == 2
   assert _hp(augment_on_device='color').color_on_device
+  for host_only in (dict(use_pytorch_color_jitter=True),
+                    dict(warp_probability=0.5)):
+    assert not _hp(augment_on_device='color', **host_only).color_on_device
+
+
+@pytest.mark.parametrize('kind,jitters,blurs', [
+    ('simclr', 2, 2), ('stacked_randaugment', 0, 2), ('autoaugment', 0, 0)])
+def test_device_color_jitters_only_simclr_and_blurs_as_supcon(kind, jitters,
+                                                               blurs):
+  hp = _hp(augmentation_type=kind, augment_on_device='color', image_size=40)
+  with mock.patch.object(augment, 'batch_random_color_distortion',
+                         wraps=augment.batch_random_color_distortion) as jitter, \
+       mock.patch.object(augment, 'batch_random_blur',
+                         wraps=augment.batch_random_blur) as blur:
+    with tf.Graph().as_default():
+      views = model_fn.training_views(hp, {}, tf.zeros([4, 40, 40, 6]))
+  assert len(views) == 2
+  assert (jitter.call_count, blur.call_count) == (jitters, blurs)
 
 
 # ------------------------------------------------------------- validation

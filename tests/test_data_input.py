@@ -8,7 +8,9 @@ import pytest
 import tensorflow.compat.v1 as tf
 
 import data_input
+import data_sources
 import hparams_flags
+import local_sources
 from tests import fake_data
 
 FakeContext = collections.namedtuple('FakeContext', ['current_host', 'num_hosts'])
@@ -114,7 +116,7 @@ def test_eval_view_zero_is_deterministic_center_view():
                                 second[0][0]['image'][..., :3])
 
 
-FMNIST = data_input.FASHION_MNIST_DEBIAN_DIR
+FMNIST = local_sources.FASHION_MNIST_DEBIAN_DIR
 
 
 # Justified skip: the real data come from a Debian package that
@@ -126,7 +128,7 @@ FMNIST = data_input.FASHION_MNIST_DEBIAN_DIR
 def test_fashion_mnist_from_debian_files():
   hp = make_hp(dataset='fashion_mnist', image_size=32, eval_batch_size=1000,
                train_mode='finetune', checkpoint='/c')
-  info = data_input.dataset_info(hp)
+  info = data_sources.dataset_info(hp)
   assert info == (60000, 10000, 10)
   fn = data_input.build_input_fn(hp, False, num_eval_examples=10000)
   batches, shapes = take_batches(fn, {'batch_size': 1000}, n=1)
@@ -140,14 +142,14 @@ def test_fashion_mnist_from_debian_files():
 
 def test_fashion_mnist_missing_files_name_the_fix(tmp_path):
   hp = make_hp(dataset='fashion_mnist', data_dir=str(tmp_path))
-  with pytest.raises(data_input.DataError, match='dataset-fashion-mnist.*--data_dir'):
-    data_input.get_source(hp)
+  with pytest.raises(data_sources.DataError, match='dataset-fashion-mnist.*--data_dir'):
+    data_sources.get_source(hp)
 
 
 def test_unprepared_tfds_dataset_fails_fast_without_download(tmp_path):
   hp = make_hp(dataset='cifar10', data_dir=str(tmp_path))
-  with pytest.raises(data_input.DataError, match='never downloads'):
-    data_input.get_source(hp)
+  with pytest.raises(data_sources.DataError, match='never downloads'):
+    data_sources.get_source(hp)
 
 
 @pytest.fixture(scope='module')
@@ -162,7 +164,7 @@ def test_tfds_cifar10_from_manual_dir_has_dense_stable_ids(cifar_dirs):
   data_dir, manual_dir = cifar_dirs
   hp = make_hp(dataset='cifar10', data_dir=data_dir, tfds_manual_dir=manual_dir,
                image_size=32, eval_batch_size=4)
-  info = data_input.dataset_info(hp)
+  info = data_sources.dataset_info(hp)
   assert info == (20, 6, 10)
   fn = data_input.build_input_fn(hp, False, num_eval_examples=6)
   batches, shapes = take_batches(fn, {'batch_size': 4})

@@ -48,7 +48,7 @@ def test_evaluation_writes_both_exports_atomically(trained):
 
 
 @pytest.mark.parametrize('check', ['hub_tf1', 'hub_train_step', 'hub_tf2',
-                                   'saved_model', 'bad_inputs'])
+                                   'saved_model', 'simclr_call', 'bad_inputs'])
 def test_export_loads_matches_predictions_and_fine_tunes(trained, check):
   run_check(check, trained, 2)
 

@@ -15,7 +15,7 @@ import tensorflow.compat.v1 as tf
 
 import atomic_files
 import checkpoint_restore
-import data_input
+import data_sources
 import export
 import flags_record
 import hparams_flags
@@ -367,10 +367,10 @@ def _fashion_dir(tmp_path, n_train=4, n_labels=4, truncate=None):
 def test_bad_fashion_mnist_files_name_the_file(tmp_path, damage, message):
   hp = _hp(dataset='fashion_mnist', data_dir=_fashion_dir(tmp_path, **damage))
   if message is None:
-    assert data_input.dataset_info(hp).num_train_examples == 4
+    assert data_sources.dataset_info(hp).num_train_examples == 4
     return
-  with pytest.raises(data_input.DataError, match=message) as e:
-    data_input.dataset_info(hp)
+  with pytest.raises(data_sources.DataError, match=message) as e:
+    data_sources.dataset_info(hp)
   assert 'train-' in str(e.value)
 
 
@@ -378,8 +378,8 @@ def test_empty_fashion_mnist_file_names_the_file(tmp_path):
   data_dir = _fashion_dir(tmp_path)
   with gzip.open(tmp_path / 'train-labels-idx1-ubyte.gz', 'wb') as f:
     f.write(b'')
-  with pytest.raises(data_input.DataError, match='empty or truncated') as e:
-    data_input.dataset_info(_hp(dataset='fashion_mnist', data_dir=data_dir))
+  with pytest.raises(data_sources.DataError, match='empty or truncated') as e:
+    data_sources.dataset_info(_hp(dataset='fashion_mnist', data_dir=data_dir))
   assert 'train-labels-idx1-ubyte.gz' in str(e.value)
 
 

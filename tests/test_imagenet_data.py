@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import tensorflow.compat.v1 as tf
 
-import data_input
+import data_sources
 import hparams_flags
 import imagenet_subsets
 from imagenet_subsets import lists
@@ -47,10 +47,10 @@ def dirs(tmp_path_factory):
   root = tmp_path_factory.mktemp('imagenet')
   manual_dir, data_dir = str(root / 'manual'), str(root / 'data')
   fake_data.write_fake_imagenet_archives(manual_dir, TRAIN_FILES, NUM_VAL)
-  data_input.get_source(make_hp(dataset='imagenet2012', data_dir=data_dir,
+  data_sources.get_source(make_hp(dataset='imagenet2012', data_dir=data_dir,
                                 tfds_manual_dir=manual_dir))
   assert not os.path.exists(os.path.join(manual_dir, '1percent.txt'))
-  data_input.get_source(make_hp(
+  data_sources.get_source(make_hp(
       dataset='imagenet2012_subset/1pct', data_dir=data_dir,
       tfds_manual_dir=manual_dir))  # the shipped list by default
   return data_dir, manual_dir
@@ -147,8 +147,8 @@ def test_tfds_subset_prepares_offline_with_the_list_placed(dirs):
   assert sha256(os.path.join(manual_dir, '1percent.txt')) == (
       lists.SHA256['1percent.txt'])
   hp = make_hp(dataset='imagenet2012_subset/1pct', data_dir=data_dir)
-  source = data_input.get_source(hp)
-  assert data_input.dataset_info(hp, source) == (4, NUM_VAL, 1000)
+  source = data_sources.get_source(hp)
+  assert data_sources.dataset_info(hp, source) == (4, NUM_VAL, 1000)
   examples = read(source, 'train')
   assert sorted(examples) == [0, 1, 2, 3]
   assert sorted(label for label, _ in examples.values()) == [0, 0, 1, 970]
@@ -164,9 +164,9 @@ def test_tfds_subset_places_the_shipped_list_or_names_a_missing_one(
   hp = make_hp(dataset='imagenet2012_subset/10pct',
                data_dir=str(tmp_path / 'data'), tfds_manual_dir=str(bare))
   missing = str(tmp_path / 'no_lists')
-  with pytest.raises(data_input.DataError, match='no_lists.*not found'):
-    data_input.get_source(hp.replace(imagenet_subset_list=missing))
-  source = data_input.get_source(hp)
+  with pytest.raises(data_sources.DataError, match='no_lists.*not found'):
+    data_sources.get_source(hp.replace(imagenet_subset_list=missing))
+  source = data_sources.get_source(hp)
   assert sha256(bare / '10percent.txt') == lists.SHA256['10percent.txt']
   assert source.num_examples('train') == 4  # the 1% files are in the 10% list
 
@@ -175,11 +175,11 @@ def test_train_subset_filters_prepared_imagenet2012_like_tfds(dirs):
   data_dir, _ = dirs
   hp = make_hp(dataset='imagenet2012', data_dir=data_dir, train_subset='1pct',
                imagenet_subset_list=os.path.join(SUBSETS_DIR, '1percent.txt'))
-  source = data_input.get_source(hp)
-  assert data_input.dataset_info(hp, source) == (4, NUM_VAL, 1000)
+  source = data_sources.get_source(hp)
+  assert data_sources.dataset_info(hp, source) == (4, NUM_VAL, 1000)
   examples = read(source, 'train')
   assert sorted(examples) == [0, 1, 2, 3]
-  tfds_subset = read(data_input.get_source(make_hp(
+  tfds_subset = read(data_sources.get_source(make_hp(
       dataset='imagenet2012_subset/1pct', data_dir=data_dir)), 'train')
   assert (sorted(examples.values()) == sorted(tfds_subset.values()))
   # Validation stays the whole imagenet2012 validation split.
@@ -218,12 +218,12 @@ def test_imagenet100_labels_counts_and_dense_stable_ids(dirs):
   data_dir, _ = dirs
   hp = make_hp(dataset='imagenet100', data_dir=data_dir,
                imagenet100_classes=CLASSES)
-  source = data_input.get_source(hp)
-  assert data_input.dataset_info(hp, source) == (6, 2, 100)
+  source = data_sources.get_source(hp)
+  assert data_sources.dataset_info(hp, source) == (6, 2, 100)
   first = read(source, 'train')
   assert sorted(first) == list(range(6))
   assert sorted(label for label, _ in first.values()) == [0, 0, 0, 1, 1, 1]
-  assert read(data_input.get_source(hp), 'train', shuffle_files=True) == first
+  assert read(data_sources.get_source(hp), 'train', shuffle_files=True) == first
   hosts = [read(source, 'train', h, 2) for h in range(2)]
   assert not set(hosts[0]) & set(hosts[1])
   assert {**hosts[0], **hosts[1]} == first
@@ -241,9 +241,9 @@ def test_imagenet100_labels_follow_the_class_file_order(dirs, tmp_path):
   reverse.write_text('\n'.join(open(CLASSES).read().split()[::-1]) + '\n')
   hp = make_hp(dataset='imagenet100', data_dir=data_dir,
                imagenet100_classes=str(reverse))
-  forward = read(data_input.get_source(hp.replace(
+  forward = read(data_sources.get_source(hp.replace(
       imagenet100_classes=CLASSES)), 'train')
-  backward = read(data_input.get_source(hp), 'train')
+  backward = read(data_sources.get_source(hp), 'train')
   assert sorted(backward) == sorted(forward)
   for example_id, (label, image) in forward.items():
     assert backward[example_id] == (99 - label, image)
@@ -261,8 +261,8 @@ def test_bad_class_file_names_file_and_line(tmp_path, edit, message):
   path.write_text('\n'.join(edit(list(wnids))) + '\n')
   hp = make_hp(dataset='imagenet100', data_dir=str(tmp_path / 'data'),
                imagenet100_classes=str(path))
-  with pytest.raises(data_input.DataError, match=message) as e:
-    data_input.get_source(hp)
+  with pytest.raises(data_sources.DataError, match=message) as e:
+    data_sources.get_source(hp)
   assert str(path) in str(e.value)
 
 

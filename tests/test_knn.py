@@ -7,6 +7,7 @@ import pytest
 import tensorflow.compat.v1 as tf
 
 import data_input
+import data_sources
 import feature_monitor
 import hparams_flags
 import knn
@@ -111,8 +112,8 @@ def test_bank_input_is_the_unaugmented_train_split_with_label_and_mask():
       model_dir='/m', use_tpu=False, dataset='synthetic', image_size=16,
       eval_batch_size=8, synthetic_train_examples=20,
       synthetic_eval_examples=12, eval_steps=1)
-  source = data_input.get_source(hp)
-  info = data_input.dataset_info(hp, source)
+  source = data_sources.get_source(hp)
+  info = data_sources.dataset_info(hp, source)
   est = FakeEstimator([])
   monitor = feature_monitor.FeatureMonitor(hp.replace(knn_bank_size=13), est, source, info)
   params = {'batch_size': 8}

@@ -28,6 +28,29 @@ SMOKE = ['--use_tpu=False', '--dataset=synthetic', '--image_size=16',
          '--knn_bank_size=0']  # the kNN monitor has its own tests
 
 
+# The upstream papers' script names: each scripts/NAME.sh is a one-line exec
+# of the recipe it names (one recipe body per configuration, no copies).
+ALIASES = {
+    'supcon_imagenet_resnet50': 'supcon_imagenet_r50',
+    'supcon_imagenet_resnet101': 'supcon_imagenet_r101',
+    'supcon_imagenet_resnet200': 'supcon_imagenet_r200',
+    'supcon_cifar10_resnet50': 'supcon_cifar10_r50',
+    'simclr_imagenet_resnet50': 'simclr_imagenet_r50_supcon',
+    'simclr_cifar10_resnet50': 'simclr_cifar10_r50_supcon',
+    'cross_entropy_imagenet_resnet50': 'ce_imagenet_r50',
+    'cross_entropy_imagenet_resnet200': 'ce_imagenet_r200',
+    'cross_entropy_cifar10_resnet50': 'ce_cifar10_r50',
+    'gpu_pretrain_finetune_cifar': 'rpc_cifar10_r18',  # RPC's
+}
+WRAPPER = re.compile(
+    r'^exec bash "\$\(dirname "\$\{BASH_SOURCE\[0\]\}"\)/(\w+)\.sh" "\$@"$',
+    re.M)
+
+
+def script(name):
+  return os.path.join(ROOT, 'scripts', name + '.sh')
+
+
 def header(path):
   """The recipe's leading comment block as {field: text}."""
   fields, key = {}, None
@@ -137,6 +160,39 @@ def test_imagenet100_recipe_uses_the_shipped_class_list_unless_told():
   assert all('--imagenet100_classes=/l/c.txt' in c for c in cmds), cmds
 
 
+SUPCON_STAGE2 = ['--optimizer=rmsprop', '--rmsprop_epsilon=0.001',
+                 '--learning_rate_schedule=exponential', '--decay_rate=0.97',
+                 '--epochs_per_decay=0.5']
+SUPCON_EVAL_CROP = ['--eval_crop_method=resize_then_crop', '--crop_padding=32']
+
+
+@pytest.mark.parametrize('name,stage_flags', [
+    ('supcon_imagenet_r50', [['--augmentation_type=autoaugment'] +
+                             SUPCON_EVAL_CROP] * 2),
+    ('supcon_imagenet_r101', [['--augmentation_type=autoaugment'] +
+                              SUPCON_EVAL_CROP] * 2),
+    ('supcon_imagenet_r200', [['--augmentation_type=stacked_randaugment'] +
+                              SUPCON_EVAL_CROP] * 2),
+    ('ce_imagenet_r50', [['--augmentation_type=autoaugment'] +
+                         SUPCON_EVAL_CROP]),
+    ('fnc_imagenet_r50', [['--use_randaugment=True']] + [[]] * 3),
+])
+def test_published_recipes_use_their_augmentation_and_schedule(name,
+                                                                stage_flags):
+  path = os.path.join(ROOT, 'scripts', name + '.sh')
+  proc, cmds = dry_run(path, ['--model_dir=x'])
+  assert proc.returncode == 0 and len(cmds) == len(stage_flags), proc.stderr
+  for cmd, wanted in zip(cmds, stage_flags):
+    flags = cmd.split()
+    for flag in wanted:
+      assert flag in flags, (name, flag, cmd)
+    if not wanted:  # FNC's evaluation stages: crop and flip only
+      assert not any('randaugment' in f for f in flags), cmd
+  if name.startswith('supcon_'):  # linear eval: RMSProp, exponential decay
+    for flag in SUPCON_STAGE2:
+      assert flag in cmds[1].split() and flag not in cmds[0].split(), flag
+
+
 def test_help_prints_the_header():
   path = os.path.join(ROOT, 'scripts', 'supcon_imagenet_r200.sh')
   proc = run_recipe(path, ['--help'])
@@ -160,3 +216,73 @@ def test_recipe_runs_every_stage_for_two_steps(path, tmp_path):
     if stage != declared_stages(path)[0]:
       assert flags_json['checkpoint'].endswith('/pretrain'), flags_json
       assert flags_json['train_mode'] == 'finetune'
+
+
+def test_upstream_names_are_thin_wrappers_of_one_recipe_each():
+  wrappers = {}
+  for path in glob.glob(os.path.join(ROOT, 'scripts', '*.sh')):
+    m = WRAPPER.search(open(path).read())
+    if m:
+      wrappers[os.path.basename(path)[:-3]] = m.group(1)
+  assert wrappers == ALIASES
+  for alias, recipe in ALIASES.items():
+    path = script(alias)
+    body = [l for l in open(path).read().splitlines()
+            if l.strip() and not l.startswith('#')]
+    assert len(body) == 1, (alias, body)  # no recipe body of its own
+    assert os.stat(path).st_mode & stat.S_IXUSR, '%s is not executable' % path
+    tracked = subprocess.run(['git', 'ls-files', '-s', path], cwd=ROOT,
+                             capture_output=True, text=True).stdout
+    if tracked:
+      assert tracked.startswith('100755'), '%s: git mode %s' % (path, tracked)
+    assert script(recipe) in RECIPES, (alias, recipe)
+    # SupCon's stage 1 / stage 2 map onto these stages in order.
+    stages = declared_stages(script(recipe))
+    if alias.startswith('cross_entropy_'):
+      assert stages == ['train'], (alias, stages)
+    elif alias.startswith(('supcon_', 'simclr_')):
+      assert stages == ['pretrain', 'lineareval'], (alias, stages)
+    else:
+      assert stages == ['pretrain', 'finetune'], (alias, stages)
+
+
+@pytest.mark.parametrize('alias', sorted(ALIASES))
+def test_upstream_name_runs_the_commands_of_its_recipe(alias, tmp_path):
+  args = ['--model_dir=%s' % (tmp_path / 'run'), '--train_epochs=3',
+          '--data_dir=/d']
+  proc, commands = dry_run(script(alias), args)
+  assert proc.returncode == 0, proc.stderr
+  recipe_proc, recipe_commands = dry_run(script(ALIASES[alias]), args)
+  assert recipe_proc.returncode == 0, recipe_proc.stderr
+  assert commands == recipe_commands
+  assert len(commands) == len(declared_stages(script(ALIASES[alias])))
+  assert all(c.rstrip().endswith('--train_epochs=3 --data_dir=/d '
+                                 '--model_dir=%s/%s' % (tmp_path / 'run', s))
+             for c, s in zip(commands,
+                             declared_stages(script(ALIASES[alias]))))
+  shown = run_recipe(script(alias), ['--help'])
+  assert shown.returncode == 0 and 'Published:' in shown.stdout
+  assert shown.stdout == run_recipe(script(ALIASES[alias]), ['--help']).stdout
+
+
+def test_rpc_cifar_name_has_the_upstream_settings(tmp_path):
+  """RPC's vision/gpu_pretrain_finetune_cifar.sh: chi on one GPU, then fine-tune."""
+  proc, (pretrain, finetune) = dry_run(
+      script('gpu_pretrain_finetune_cifar'), ['--model_dir=%s' % tmp_path])
+  assert proc.returncode == 0, proc.stderr
+  for command in (pretrain, finetune):
+    assert '--use_tpu=False' in command and '--use_tpu=True' not in command
+    for flag in ('--dataset=cifar10', '--image_size=32', '--resnet_depth=18',
+                 '--train_batch_size=512'):
+      assert flag in command, (flag, command)
+  for flag in ('--loss=rpc', '--rpc_kind=chi', '--rpc_alpha=0',
+               '--rpc_beta=1e-3', '--rpc_gamma=1.0', '--rpc_hidden_norm=False',
+               '--temperature=128', '--train_epochs=100', '--optimizer=lars',
+               '--learning_rate=1.0', '--learning_rate_scaling=linear',
+               '--weight_decay=1e-4'):
+    assert flag in pretrain, flag
+  for flag in ('--train_mode=finetune', '--fine_tune_after_block=0',
+               '--checkpoint=%s/pretrain' % tmp_path, '--optimizer=momentum',
+               '--learning_rate=0.1', '--weight_decay=0', '--warmup_epochs=0',
+               '--train_epochs=100', '--global_bn=True'):
+    assert flag in finetune, flag

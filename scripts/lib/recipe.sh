@@ -10,11 +10,17 @@
 #   ${PYTHON:-python} run.py --mode=train_then_eval <stage flags> <user flags>
 #       <user --STAGE.flag=value flags> --model_dir=MODEL_DIR/<stage>
 # so absl's last-occurrence rule lets every user flag override the recipe.
+# Each stage's flags first go through upstream_flags.py, which rewrites the
+# upstream code bases' flag names and values (SupCon's --batch_size, RPC's
+# --loss_type, SogCLR's --DCL_mode, ...) to ours, so the command shown and run
+# holds canonical flags only, and a flag with no counterpart stops the recipe.
 # Options consumed here (not passed to run.py):
 #   --model_dir=DIR | --model_dir DIR   root of the run (required)
 #   --stages=a,b | --stages a,b         run only these stages (default: all;
 #                                       the STAGES environment variable too)
 #   --STAGE.flag=value                  a flag for one stage only
+#   --stage_1_X=v / --stage_2_X=v       SupCon's stage flags: --STAGE.stage_N_X=v
+#                                       for the recipe's first / second stage
 #   -h | --help                         print the recipe's header
 # RECIPE_DRY_RUN=1 prints the commands without running them.
 
@@ -51,6 +57,11 @@ FINETUNE=(--train_mode=finetune --fine_tune_after_block=-1
 # reference), all views as anchors, mean over positives outside the log.
 SUPCON=(--loss=supcon --temperature=0.1 --scale_by_temperature=True
         --base_temperature=1.0 --contrast_mode=all --summation=outside)
+# SupCon's SIMCLR_FLAGS loss: the same loss without labels and without the
+# tau scaling, i.e. NT-Xent averaged over all 2N anchors (SimCLR's own code
+# sums the two directions' means, twice this value).
+SUPCON_SIMCLR=(--loss=supcon --use_labels=False --scale_by_temperature=False
+               --contrast_mode=all --summation=outside)
 # SupCon's ImageNet linear-eval stage (after LINEAR_EVAL): RMSProp, 12 warmup
 # epochs, exponential decay x0.97 every 0.5 epoch (supcon scripts/configs.sh).
 SUPCON_STAGE2=(--optimizer=rmsprop --rmsprop_epsilon=0.001 --learning_rate=0.05
@@ -96,6 +107,17 @@ recipe_init() {
       --stages)
         [[ $# -ge 2 ]] || recipe_die "--stages needs a value"
         stages="$2"; shift ;;
+      --stage_[12]_*)
+        # SupCon's --stage_N_* flags belong to the recipe's Nth stage.
+        name="${arg%%=*}"; name="${name#--}"
+        if [[ $arg != *=* ]]; then
+          [[ $# -ge 2 ]] || recipe_die "$arg needs a value"
+          arg="$arg=$2"; shift
+        fi
+        local index="${name:6:1}"
+        [[ $index -le ${#RECIPE_STAGES[@]} ]] || recipe_die "$arg: this" \
+          "recipe has no stage $index (stages: ${RECIPE_STAGES[*]})"
+        RECIPE_SCOPED+=("--${RECIPE_STAGES[$((index - 1))]}.${arg#--}") ;;
       --*)
         name="${arg%%=*}"; name="${name#--}"
         if [[ $name == *.* ]]; then
@@ -162,9 +184,19 @@ recipe_stage() {
   for arg in ${RECIPE_SCOPED[@]+"${RECIPE_SCOPED[@]}"}; do
     [[ $arg == --"$stage".* ]] && scoped+=("--${arg#--"$stage".}")
   done
-  local cmd=("$(recipe_python)" "$RECIPE_REPO/run.py" --mode=train_then_eval
-             "$@" ${RECIPE_ARGS[@]+"${RECIPE_ARGS[@]}"}
-             ${scoped[@]+"${scoped[@]}"} --model_dir="$(recipe_dir "$stage")")
+  local canonical
+  canonical="$(mktemp)"
+  if ! "$(recipe_python)" "$RECIPE_REPO/upstream_flags.py" \
+      --mode=train_then_eval "$@" ${RECIPE_ARGS[@]+"${RECIPE_ARGS[@]}"} \
+      ${scoped[@]+"${scoped[@]}"} > "$canonical"; then
+    rm -f "$canonical"
+    recipe_die "stage $stage: an upstream flag above has no counterpart"
+  fi
+  local flags_here=()
+  mapfile -d '' -t flags_here < "$canonical"
+  rm -f "$canonical"
+  local cmd=("$(recipe_python)" "$RECIPE_REPO/run.py" "${flags_here[@]}"
+             --model_dir="$(recipe_dir "$stage")")
   echo "[$RECIPE_NAME] stage $stage: $(printf '%q ' "${cmd[@]}")" >&2
   if [[ -n ${RECIPE_DRY_RUN:-} ]]; then return 0; fi
   "${cmd[@]}"
