@@ -9,19 +9,25 @@ import os
 import re
 import socket
 
-import tensorflow.compat.v1 as tf
+from absl import logging
+
+
+def gfile():
+  """tf.io.gfile, imported on first use: parsing flags (recipe.sh) must not pay for TensorFlow."""
+  import tensorflow.compat.v1 as tf  # pylint: disable=g-import-not-at-top
+  return tf.io.gfile
 
 
 def write_file(path, data):
   """Writes `data` (bytes or str) to `path` through a temporary file in the same folder."""
   tmp = '%s.tmp-%d' % (path, os.getpid())
   try:
-    with tf.io.gfile.GFile(tmp, 'wb' if isinstance(data, bytes) else 'w') as f:
+    with gfile().GFile(tmp, 'wb' if isinstance(data, bytes) else 'w') as f:
       f.write(data)
-    tf.io.gfile.rename(tmp, path, overwrite=True)
+    gfile().rename(tmp, path, overwrite=True)
   except BaseException:
-    if tf.io.gfile.exists(tmp):
-      tf.io.gfile.remove(tmp)
+    if gfile().exists(tmp):
+      gfile().remove(tmp)
     raise
   return path
 
@@ -55,16 +61,16 @@ _TMP_DIR = re.compile(r'^\.tmp-(?P<name>.+)-(?P<host>[^-]+)-(?P<pid>\d+)/?$')
 
 def remove_stale_directories(root):
   """Removes the temporary folders in `root` that a killed writer on this host left; returns them."""
-  if not tf.io.gfile.isdir(root):
+  if not gfile().isdir(root):
     return []
   host = _host()
   removed = []
-  for entry in tf.io.gfile.listdir(root):
+  for entry in gfile().listdir(root):
     match = _TMP_DIR.match(entry)
     if (match and match.group('host') == host and
         not pid_alive(int(match.group('pid')))):
       path = os.path.join(root, entry.rstrip('/'))
-      tf.io.gfile.rmtree(path)
+      gfile().rmtree(path)
       removed.append(path)
   return removed
 
@@ -82,16 +88,16 @@ def write_directory(final, write):
   root = os.path.dirname(final)
   tmp = os.path.join(root, '.tmp-%s-%s-%d' % (os.path.basename(final), _host(),
                                               os.getpid()))
-  tf.io.gfile.makedirs(root)
+  gfile().makedirs(root)
   for path in remove_stale_directories(root):
-    tf.logging.warning('Removed %s, left by a killed export.', path)
+    logging.warning('Removed %s, left by a killed export.', path)
   try:
     write(tmp)
   except BaseException:
-    if tf.io.gfile.exists(tmp):
-      tf.io.gfile.rmtree(tmp)
+    if gfile().exists(tmp):
+      gfile().rmtree(tmp)
     raise
-  if tf.io.gfile.exists(final):
-    tf.io.gfile.rmtree(final)
-  tf.io.gfile.rename(tmp, final)
+  if gfile().exists(final):
+    gfile().rmtree(final)
+  gfile().rename(tmp, final)
   return final

@@ -10,9 +10,9 @@ another class file, which is validated line by line.
 import os
 import re
 
-import tensorflow.compat.v1 as tf
-
+import atomic_files
 from imagenet_subsets import lists
+
 
 NUM_CLASSES = 100
 SHIPPED_FILE = os.path.join(lists.SHIPPED_DIR, 'imagenet100_classes.txt')
@@ -31,7 +31,7 @@ def load_class_list(path, known_wnids):
   `known_wnids` are imagenet2012's label names; every line must be one of them,
   unique, and there must be exactly 100.
   """
-  if not path or not tf.io.gfile.exists(path):
+  if not path or not atomic_files.gfile().exists(path):
     raise lists.SubsetError('ImageNet-100 class list %s not found (pass a file '
                             'with one wnid per line, or leave '
                             '--imagenet100_classes at the shipped %s).' %

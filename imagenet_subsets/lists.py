@@ -10,8 +10,6 @@ checked against the published sha256 before it is used.
 import hashlib
 import os
 
-import tensorflow.compat.v1 as tf
-
 import atomic_files
 
 SHIPPED_DIR = os.path.dirname(os.path.abspath(__file__))
@@ -50,7 +48,7 @@ def check_sha256(data, file_name, source, expected):
 
 def read_bytes(path):
   """The contents of `path` (any tf.io.gfile path)."""
-  with tf.io.gfile.GFile(path, 'rb') as f:
+  with atomic_files.gfile().GFile(path, 'rb') as f:
     return f.read()
 
 
@@ -58,9 +56,9 @@ def local_list_path(subset, path=None):
   """The list file of `subset` at `path` (the file or a folder holding it; None: the shipped one)."""
   file_name = subset_file_name(subset)
   path = path or SHIPPED_DIR
-  if tf.io.gfile.isdir(path):
+  if atomic_files.gfile().isdir(path):
     path = os.path.join(path, file_name)
-  if not tf.io.gfile.exists(path):
+  if not atomic_files.gfile().exists(path):
     raise SubsetError('ImageNet %s list %s not found (pass the file %s or a '
                       'folder holding it; a copy ships in %s).' %
                       (subset, path, file_name, SHIPPED_DIR))
@@ -95,9 +93,9 @@ def place_in_dir(subset, target_dir, path=None):
   """
   file_name = subset_file_name(subset)
   target = os.path.join(target_dir, file_name)
-  if tf.io.gfile.exists(target):
+  if atomic_files.gfile().exists(target):
     check_sha256(read_bytes(target), file_name, target, SHA256[file_name])
     return target
   data = verified_list_bytes(subset, path)
-  tf.io.gfile.makedirs(target_dir)
+  atomic_files.gfile().makedirs(target_dir)
   return atomic_files.write_file(target, data)

@@ -4,6 +4,7 @@ import glob
 import json
 import os
 import re
+import shlex
 import stat
 import subprocess
 import sys
@@ -17,8 +18,12 @@ RECIPES = sorted(
 HEADER_FIELDS = ('Hardware', 'Batch', 'Epochs', 'Published', 'Source', 'Stages')
 
 # Appended after each recipe's flags (absl keeps the last occurrence): tiny
-# synthetic data and widths, but the recipe's depth, SK/SE, loss and head stay.
+# synthetic data and a ResNet-18 trunk, but the recipe's SK/SE, loss, head,
+# optimizer, schedule, augmentation and stage chain stay.  Each stage's exact
+# full-size command is validated by test_every_stage_validates_at_full_size;
+# every depth is built and counted in tests/test_resnet.py.
 SMOKE = ['--use_tpu=False', '--dataset=synthetic', '--image_size=16',
+         '--resnet_depth=18',
          '--train_steps=2', '--train_batch_size=8', '--eval_batch_size=8',
          '--synthetic_train_examples=16', '--synthetic_eval_examples=8',
          '--width_multiplier=1', '--use_bfloat16=False', '--proj_out_dim=16',
@@ -199,6 +204,36 @@ def test_help_prints_the_header():
   assert proc.returncode == 0 and 'Published: 81.4%' in proc.stdout
 
 
+def _parsed_stage(command):
+  """HParams of one dry-run stage line, parsed as run.py parses its argv."""
+  from absl import flags  # pylint: disable=g-import-not-at-top
+  import hparams_flags  # pylint: disable=g-import-not-at-top
+  import upstream_flags  # pylint: disable=g-import-not-at-top
+  argv = shlex.split(command.split(': ', 1)[1])
+  assert argv[1].endswith('run.py'), argv[:2]
+  fv = flags.FlagValues()
+  hparams_flags.define_flags(fv)
+  upstream_flags.define_aliases(fv)
+  fv(upstream_flags.rewrite_argv(['run.py'] + argv[2:], fv))
+  return hparams_flags.hparams_from_flags(fv)
+
+
+@pytest.mark.parametrize('path', RECIPES, ids=os.path.basename)
+def test_every_stage_validates_at_full_size(path):
+  proc, cmds = dry_run(path, ['--model_dir=/r', '--data_dir=gs://b/tfds',
+                              '--tpu_name=t'], env={'IMAGENET100_CLASSES': ''})
+  assert proc.returncode == 0, proc.stderr
+  assert len(cmds) == len(declared_stages(path)), cmds
+  header_text = open(path).read()
+  for cmd in cmds:
+    hp = _parsed_stage(cmd)
+    hparams_flags_module = sys.modules['hparams_flags']
+    hparams_flags_module.validate(hp)  # raises HParamsError naming the flag
+    assert hp.resnet_depth in (18, 34, 50, 101, 152, 200), cmd
+    assert 'R%d' % hp.resnet_depth in header_text or (
+        'ResNet-%d' % hp.resnet_depth in header_text), (path, hp.resnet_depth)
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize('path', RECIPES, ids=os.path.basename)
 def test_recipe_runs_every_stage_for_two_steps(path, tmp_path):
@@ -213,6 +248,7 @@ def test_recipe_runs_every_stage_for_two_steps(path, tmp_path):
     assert result['global_step'] == 2, (stage, result)
     flags_json = json.load(open(os.path.join(stage_dir, 'flags.json')))
     assert flags_json['dataset'] == 'synthetic'
+    assert flags_json['resnet_depth'] == 18
     if stage != declared_stages(path)[0]:
       assert flags_json['checkpoint'].endswith('/pretrain'), flags_json
       assert flags_json['train_mode'] == 'finetune'

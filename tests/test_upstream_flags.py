@@ -689,3 +689,12 @@ def test_run_py_help_lists_our_flags_and_the_aliases():
                    '--BI_mode: Alias of --loss=sogclr',
                    '--batch_size: Alias of --train_batch_size'):
     assert expected in proc.stdout, expected
+
+
+def test_flag_translation_for_recipes_does_not_import_tensorflow():
+  # recipe.sh runs upstream_flags.py once per stage: it must stay cheap.
+  code = ('import sys; sys.path.insert(0, %r); import hparams_flags, '
+          'upstream_flags; print("tensorflow" in sys.modules)' % ROOT)
+  out = subprocess.run([sys.executable, '-c', code], capture_output=True,
+                       text=True, timeout=120).stdout
+  assert out.strip() == 'False'
