@@ -442,6 +442,11 @@ def define_flags(fv=flags.FLAGS):
   flags.DEFINE_integer('num_cpu_replicas', 1, 'Splits the CPU into N logical '
                        'devices, one replica each, when no GPU is used (for '
                        'tests and CPU clusters).', **d)
+  flags.DEFINE_integer('worker_timeout_secs', 120, '--distribution='
+                       'multi_worker: the job fails, naming the restart, once '
+                       'no step has completed for this many seconds (or 10x '
+                       'the slowest step, if longer): a lost worker never '
+                       'comes back by itself.', **d)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -573,6 +578,7 @@ class HParams:
   distribution: str
   num_gpus: int
   num_cpu_replicas: int
+  worker_timeout_secs: int
 
   def replace(self, **changes):
     """A copy with some fields changed."""
@@ -907,6 +913,7 @@ def _validate_distribution(hp):
   """--distribution, --num_gpus and --num_cpu_replicas."""
   _check_enum(hp, 'distribution', DISTRIBUTIONS)
   _require(hp.num_cpu_replicas >= 1, 'num_cpu_replicas', 'must be >= 1.')
+  _require(hp.worker_timeout_secs > 0, 'worker_timeout_secs', 'must be > 0.')
   _require(hp.num_gpus is None or hp.num_gpus >= 0, 'num_gpus',
            'must be >= 0.')
   if hp.distribution == 'tpu':

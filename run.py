@@ -204,7 +204,7 @@ def train_with_recovery(hp, make_estimator, train_input_fn, total_steps,
       if distribute.resolve(hp) == 'multi_worker':
         # The estimator trains across workers only in train_and_evaluate
         # (its distribute coordinator); evaluation is the --mode=eval job.
-        watchdog = distribute.WorkerLossHook()
+        watchdog = distribute.WorkerLossHook(hp.worker_timeout_secs)
         try:
           tf.estimator.train_and_evaluate(
               make_estimator(trial_hp),

@@ -176,6 +176,7 @@ def test_distribution_resolves_from_the_flags():
     (dict(distribution='tpu', use_tpu=False), 'distribution'),
     (dict(num_cpu_replicas=0, use_tpu=False), 'num_cpu_replicas'),
     (dict(num_gpus=-1, use_tpu=False), 'num_gpus'),
+    (dict(worker_timeout_secs=0, use_tpu=False), 'worker_timeout_secs'),
 ])
 def test_bad_distribution_flags_name_the_flag(overrides, flag):
   hp = hparams_flags.default_hparams(model_dir='/tmp/m', dataset='synthetic',
@@ -277,7 +278,7 @@ def test_killed_worker_fails_the_job_clearly_and_a_restart_resumes(tmp_path):
   from tests import test_run_e2e  # pylint: disable=g-import-not-at-top
   model_dir = str(tmp_path / 'm')
   args = ['--distribution=multi_worker', '--mode=train', '--checkpoint_steps=2',
-          '--model_dir=' + model_dir]
+          '--worker_timeout_secs=20', '--model_dir=' + model_dir]
   chief, worker = _start_workers(args + ['--train_steps=1000'], tf_configs(2))
   deadline = time.time() + 600
   while 2 not in test_run_e2e.checkpoint_steps(model_dir):
