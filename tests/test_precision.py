@@ -166,7 +166,9 @@ def test_each_precision_trains_two_steps_with_float32_checkpoints(tmp_path,
 
 
 @pytest.mark.slow
-def test_use_xla_trains_to_the_same_loss(tmp_path):
+def test_use_xla_trains_to_the_same_loss(tmp_path, monkeypatch):
+  # Without it the parallel augmentation makes even two plain runs differ.
+  monkeypatch.setenv('TF_DETERMINISTIC_OPS', '1')
   losses = []
   for xla in ('False', 'True'):
     model_dir = str(tmp_path / xla)
@@ -175,4 +177,4 @@ def test_use_xla_trains_to_the_same_loss(tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     losses.append(_last_loss(model_dir))
   assert np.isfinite(losses[0])
-  np.testing.assert_allclose(losses[1], losses[0], rtol=1e-3)
+  np.testing.assert_allclose(losses[1], losses[0], rtol=1e-4)
