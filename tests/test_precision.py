@@ -150,12 +150,15 @@ def _last_loss(model_dir):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize('flag', ['--precision=mixed_float16',
-                                  '--precision=mixed_bfloat16'])
+@pytest.mark.parametrize('flags', [
+    ['--precision=mixed_float16'], ['--precision=mixed_bfloat16'],
+    # the loss scale's per-replica state under a strategy, with XLA
+    ['--precision=mixed_float16', '--use_xla', '--distribution=mirrored',
+     '--num_cpu_replicas=2']])
 def test_each_precision_trains_two_steps_with_float32_checkpoints(tmp_path,
-                                                                  flag):
+                                                                  flags):
   model_dir = str(tmp_path / 'm')
-  proc = run_py(TINY + [flag, '--mode=train', '--train_steps=2',
+  proc = run_py(TINY + flags + ['--mode=train', '--train_steps=2',
                         '--model_dir=' + model_dir])
   assert proc.returncode == 0, proc.stderr[-3000:]
   dtypes = _checkpoint_dtypes(model_dir)
@@ -163,6 +166,7 @@ def test_each_precision_trains_two_steps_with_float32_checkpoints(tmp_path,
   assert any(k.startswith('base_model/') for k in floats)
   assert all(v == tf.float32 for v in floats.values()), floats
   assert not any('loss_scale' in k for k in dtypes)  # local, never saved
+  assert np.isfinite(_last_loss(model_dir))
 
 
 @pytest.mark.slow
