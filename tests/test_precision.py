@@ -182,3 +182,11 @@ def test_use_xla_trains_to_the_same_loss(tmp_path, monkeypatch):
     losses.append(_last_loss(model_dir))
   assert np.isfinite(losses[0])
   np.testing.assert_allclose(losses[1], losses[0], rtol=1e-4)
+
+
+def test_exports_are_built_in_float32_without_xla():
+  import export  # pylint: disable=g-import-not-at-top
+  hp = export._export_hparams(_hp(precision='mixed_float16', use_xla=True))  # pylint: disable=protected-access
+  assert precision.compute_dtype(hp) == tf.float32 and not hp.use_xla
+  hp = export._export_hparams(_hp(use_bfloat16=True))  # pylint: disable=protected-access
+  assert precision.compute_dtype(hp) == tf.float32
