@@ -45,9 +45,10 @@ class ExportError(RuntimeError):
 
 def _export_hparams(hp):
   """Exports are float32 whatever the training precision (portable to CPU/GPU)."""
-  if getattr(hp, 'use_bfloat16', False):
-    return hp.replace(use_bfloat16=False)
-  return hp
+  changes = {name: value for name, value in (
+      ('use_bfloat16', False), ('precision', 'float32'), ('use_xla', False))
+             if hasattr(hp, name) and getattr(hp, name) != value}
+  return hp.replace(**changes) if changes else hp
 
 
 def _module_fn(hp, num_classes):

@@ -287,7 +287,17 @@ def define_flags(fv=flags.FLAGS):
                      'of each block; 0 turns it off.', **d)
   flags.DEFINE_bool('use_bfloat16', False, 'Run the ResNet trunk in bfloat16 '
                     '(activations bf16; variables, heads and losses float32). '
-                    'Meant for TPU; on CPU it works but is slow.', **d)
+                    'Meant for TPU; on CPU it works but is slow.  The same '
+                    'as --precision=mixed_bfloat16.', **d)
+  flags.DEFINE_enum('precision', 'float32', names.PRECISIONS,
+                    'Compute dtype of the ResNet trunk (variables, logits, '
+                    'losses and BN moments stay float32): mixed_float16 '
+                    'adds dynamic loss scaling (GPU; off TPU only), '
+                    'mixed_bfloat16 equals --use_bfloat16 (TPU, recent '
+                    'GPUs and CPUs).', **d)
+  flags.DEFINE_bool('use_xla', False, 'JIT-compile the ResNet trunk and its '
+                    'gradients with XLA off TPU (TPU always compiles: a '
+                    'no-op there).', **d)
   flags.DEFINE_integer('image_size', 224, 'Input image size (<= 32 selects the '
                        'CIFAR stem and disables eval crops).', **d)
   flags.DEFINE_float('color_jitter_strength', 1.0, 'Colour jitter strength s.',
@@ -530,6 +540,8 @@ class HParams:
   sk_ratio: float
   se_ratio: float
   use_bfloat16: bool
+  precision: str
+  use_xla: bool
   image_size: int
   color_jitter_strength: float
   use_blur: bool
@@ -907,6 +919,18 @@ def validate(hp, num_replicas=1):
       raise HParamsError('--variable_schema: %r is not a valid regular '
                          'expression (%s).' % (hp.variable_schema, e))
   _validate_distribution(hp)
+  _validate_precision(hp)
+
+
+def _validate_precision(hp):
+  """--precision, --use_bfloat16 and --use_xla."""
+  _check_enum(hp, 'precision', names.PRECISIONS)
+  _require(not (hp.use_bfloat16 and hp.precision == 'mixed_float16'),
+           'precision', 'mixed_float16 contradicts --use_bfloat16 (which '
+           'means --precision=mixed_bfloat16): drop one of them.')
+  _require(not (hp.use_tpu and hp.precision == 'mixed_float16'), 'precision',
+           'mixed_float16 runs off TPU only; on TPU use '
+           '--precision=mixed_bfloat16 (or --use_bfloat16).')
 
 
 def _validate_distribution(hp):

@@ -9,6 +9,7 @@ import re
 import tensorflow.compat.v1 as tf
 
 import names
+import precision
 import resnet
 
 
@@ -77,13 +78,16 @@ def embed(hp, images, is_training, bn_ctx):
         batch_norm_decay=hp.batch_norm_decay, ctx=bn_ctx,
         fine_tune_after_block=-1 if hp.is_pretrain else hp.fine_tune_after_block,
         sk_ratio=hp.sk_ratio, se_ratio=hp.se_ratio)
-    # bfloat16 trunk: the layers create float32 variables and cast them to the
-    # activation dtype (what tf.tpu.bfloat16_scope does); BN moments are
-    # float32.  Endpoints are handed out as float32.
-    if hp.use_bfloat16:
-      images = tf.cast(images, tf.bfloat16)
-    hiddens, endpoints = encoder(images,
-                                 is_training=is_training and not freeze_encoder)
+    # Low-precision trunk (--precision / --use_bfloat16): the layers create
+    # float32 variables and cast them to the activation dtype (what
+    # tf.tpu.bfloat16_scope does); BN moments are float32.  Endpoints are
+    # handed out as float32.
+    dtype = precision.compute_dtype(hp)
+    if dtype != tf.float32:
+      images = tf.cast(images, dtype)
+    with precision.trunk_jit_scope(hp):
+      hiddens, endpoints = encoder(
+          images, is_training=is_training and not freeze_encoder)
     endpoints = {k: tf.cast(v, tf.float32) for k, v in endpoints.items()}
   hiddens = tf.cast(hiddens, tf.float32)
   proj_out, head_outputs = projection_head(hp, hiddens, is_training, bn_ctx)

@@ -9,6 +9,7 @@ import augment
 import augment_device
 import checkpoint_restore
 import distribute
+import loss_scale
 import losses
 from losses import core
 import memory_queue
@@ -16,6 +17,7 @@ import model
 import momentum_encoder
 import nonfinite_guard
 import optimization
+import precision
 import progress
 import replica
 
@@ -220,8 +222,14 @@ def _train_spec(hp, params, ctx, terms, total_loss, variables, update_ops,
   if params.get('use_tpu'):
     optimizer = tf.tpu.CrossShardOptimizer(optimizer)
   update_ops = list(update_ops) + tf.get_collection(tf.GraphKeys.UPDATE_OPS)
-  grads_and_vars = optimizer.compute_gradients(total_loss, var_list=variables)
+  scaler = (loss_scale.DynamicLossScale() if precision.uses_loss_scale(hp)
+            else None)
+  grads_and_vars = optimizer.compute_gradients(
+      scaler.scale_loss(total_loss) if scaler else total_loss,
+      var_list=variables)
   grads_and_vars = [(g, v) for g, v in grads_and_vars if g is not None]
+  if scaler:  # LARS, the guard and the apply see the true gradients
+    grads_and_vars = scaler.unscale(grads_and_vars)
   # Only the apply waits for the BN/SogCLR updates: making every gradient
   # op depend on them multiplies graph-building time on deep trunks.
 
@@ -239,7 +247,7 @@ def _train_spec(hp, params, ctx, terms, total_loss, variables, update_ops,
   train_op, term_names = nonfinite_guard.guarded_train_op(
       apply,
       terms, [g for g, _ in grads_and_vars], global_step, ctx,
-      hp.max_nonfinite_steps, update_ops, step_fn=step_fn)
+      hp.max_nonfinite_steps, update_ops, step_fn=step_fn, loss_scale=scaler)
   train_op = tf.group(train_op, progress.record_train_values(terms, lr))
   guard_hook = nonfinite_guard.NonFiniteGuardHook(
       term_names, hp.max_nonfinite_steps, hp.model_dir,

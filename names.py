@@ -13,9 +13,13 @@ GUARD_SCOPE = 'nonfinite_guard'  # the non-finite guard's counters
 MOMENTUM_SCOPE = 'momentum_encoder'  # the EMA copy of encoder + projection head
 MEMORY_SCOPE = 'memory_queue'  # the FIFO memory of EMA embeddings
 GUARD_COLLECTION = 'nonfinite_guard_variables'
+LOSS_SCALE_SCOPE = 'loss_scale'  # under GUARD_SCOPE: float16's dynamic loss scale
 PROGRESS_SCOPE = 'progress'  # the last step's loss terms and learning rate
 PROGRESS_COLLECTION = 'progress_variables'
 PROGRESS_TERMS_COLLECTION = 'progress_term_names'
+
+# --precision choices: the trunk's compute dtype (variables stay float32).
+PRECISIONS = ('float32', 'mixed_float16', 'mixed_bfloat16')
 
 # Trainable variables by block: 0 = stem, 1..4 = block groups, 5 = the
 # supervised head.  fine_tune_after_block=k freezes collections 0..k.

@@ -41,7 +41,8 @@ def _all_finite(tensors):
 
 
 def guarded_train_op(apply_fn, loss_terms, grads, global_step, ctx,
-                     max_nonfinite_steps, update_ops=(), step_fn=None):
+                     max_nonfinite_steps, update_ops=(), step_fn=None,
+                     loss_scale=None):
   """The train op: apply_fn() when loss_terms and grads are finite on every replica, else a skipped step.
 
   Args:
@@ -56,6 +57,9 @@ def guarded_train_op(apply_fn, loss_terms, grads, global_step, ctx,
       and otherwise only increments global_step, built outside the cond (a
       tf.distribute merge_call cannot run inside one); apply_fn then builds
       only what follows an applied step.
+    loss_scale: optional loss_scale.DynamicLossScale (float16): a step with
+      finite loss terms but overflowing gradients only shrinks the scale and
+      is skipped without counting as non-finite, while the scale can shrink.
   """
   term_names = sorted(loss_terms)
   with tf.variable_scope(names.GUARD_SCOPE, reuse=tf.AUTO_REUSE):
@@ -66,10 +70,12 @@ def guarded_train_op(apply_fn, loss_terms, grads, global_step, ctx,
                                 [len(term_names)], tf.float32)
   terms = [tf.cast(loss_terms[n], tf.float32) for n in term_names]
   with tf.control_dependencies(list(update_ops)):
-    local_ok = tf.cast(_all_finite(terms + list(grads)), tf.float32)
-  # The summed flag equals the replica count only when every replica is finite.
-  finite = tf.logical_and(ctx.all_sum(local_ok) > ctx.num_replicas - 0.5,
-                          tf.equal(latched.read_value(), 0))
+    local_ok = tf.cast(tf.stack([_all_finite(terms), _all_finite(list(grads))]),
+                       tf.float32)
+  # A summed flag equals the replica count only when every replica is finite.
+  terms_ok, grads_ok = tf.unstack(ctx.all_sum(local_ok) > ctx.num_replicas - 0.5)
+  not_latched = tf.equal(latched.read_value(), 0)
+  finite = tf.logical_and(tf.logical_and(terms_ok, grads_ok), not_latched)
 
   stepped = [step_fn(finite)] if step_fn else []
 
@@ -77,7 +83,10 @@ def guarded_train_op(apply_fn, loss_terms, grads, global_step, ctx,
     with tf.control_dependencies(stepped):
       applied = apply_fn()
     with tf.control_dependencies([applied]):
-      return tf.group(in_a_row.assign(0))
+      updates = [in_a_row.assign(0)]
+      if loss_scale is not None:
+        updates.append(loss_scale.on_applied())
+      return tf.group(*updates)
 
   def skip():
     step = global_step + 0  # a copy: a ref variable's identity aliases it
@@ -96,7 +105,23 @@ def guarded_train_op(apply_fn, loss_terms, grads, global_step, ctx,
     with tf.control_dependencies(records):
       return tf.group(global_step.assign_add(1))
 
-  return tf.cond(finite, apply, skip), term_names
+  if loss_scale is None:
+    return tf.cond(finite, apply, skip), term_names
+
+  overflow = tf.logical_and(
+      tf.logical_and(terms_ok, tf.logical_not(grads_ok)),
+      tf.logical_and(not_latched, loss_scale.can_shrink()))
+
+  def overflow_skip():
+    # Not a failure: the guard's counters stay as they are.
+    shrink = loss_scale.on_overflow()
+    if step_fn:
+      return tf.group(shrink, *stepped)
+    with tf.control_dependencies([shrink]):
+      return tf.group(global_step.assign_add(1))
+
+  return tf.cond(finite, apply,
+                 lambda: tf.cond(overflow, overflow_skip, skip)), term_names
 
 
 def reported_loss(total_loss):

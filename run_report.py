@@ -28,7 +28,7 @@ _KEY_FLAGS = ('mode', 'train_mode', 'dataset', 'loss', 'resnet_depth',
               'width_multiplier', 'sk_ratio', 'image_size', 'train_batch_size',
               'train_steps', 'train_epochs', 'optimizer', 'learning_rate',
               'weight_decay', 'temperature', 'num_views', 'use_tpu',
-              'use_bfloat16')
+              'use_bfloat16', 'precision', 'use_xla', 'distribution')
 
 
 def _scalar(value):

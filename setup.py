@@ -32,6 +32,7 @@ setuptools.setup(
                 'names', 'schedule', 'replica', 'distribute', 'atomic_files',
                 'augment', 'optimization', 'export', 'saved_model_export',
                 'checkpoint_restore', 'knn', 'nonfinite_guard', 'flags_record',
+                'precision', 'loss_scale',
                 'trainer_lock', 'console', 'progress', 'linear_probe',
                 'feature_monitor', 'run_report', 'preview', 'doctor',
                 'memory_queue', 'momentum_encoder', 'augment_policies',
