@@ -123,6 +123,8 @@ def main(argv):
     reader = tf.train.load_checkpoint(os.path.join(model_dir, 'model.ckpt-1'))
     values = {name: reader.get_tensor(name)
               for name in reader.get_variable_to_shape_map()}
+    # The estimator's cached summary writers may still buffer the last events.
+    tf.summary.FileWriterCache.clear()
     values['__loss__'] = np.array(reported_loss(model_dir))
     np.savez(os.path.join(model_dir, 'step1.npz'), **values)
 
