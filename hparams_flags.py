@@ -771,12 +771,14 @@ def _check_enum(hp, name, allowed):
            '%r is not one of %s.' % (value, ', '.join(map(str, allowed))))
 
 
-def validate(hp, num_replicas=1):
+def validate(hp, num_replicas=1, num_eval_replicas=None):
   """Raises HParamsError naming the flag when a value or combination is invalid.
 
   Pure checks on the values (no file system or network access), run before any
   graph is built.  `num_replicas` is the number of TPU cores or of
-  tf.distribute replicas (1 on one device).
+  tf.distribute replicas (1 on one device); `num_eval_replicas` those that
+  split the eval batch (default: the same; 1 under a strategy, whose
+  evaluation runs on one device).
   """
   for name, allowed in (('mode', MODES), ('train_mode', TRAIN_MODES),
                         ('loss', LOSSES),
@@ -787,12 +789,15 @@ def validate(hp, num_replicas=1):
     _check_enum(hp, name, allowed)
   _require(hp.train_batch_size > 0, 'train_batch_size', 'must be > 0.')
   _require(hp.eval_batch_size > 0, 'eval_batch_size', 'must be > 0.')
-  for name, batch in (('train_batch_size', hp.train_batch_size),
-                      ('eval_batch_size', hp.eval_batch_size)):
-    _require(batch % num_replicas == 0, name,
+  if num_eval_replicas is None:
+    num_eval_replicas = num_replicas
+  for name, batch, replicas in (
+      ('train_batch_size', hp.train_batch_size, num_replicas),
+      ('eval_batch_size', hp.eval_batch_size, num_eval_replicas)):
+    _require(batch % replicas == 0, name,
              '%d is not divisible by the number of replicas (TPU cores or '
              '--distribution replicas: %d); use a '
-             'multiple of %d.' % (batch, num_replicas, num_replicas))
+             'multiple of %d.' % (batch, replicas, replicas))
   _require(hp.train_steps >= 0, 'train_steps', 'must be >= 0.')
   _require(hp.train_steps > 0 or hp.train_epochs > 0, 'train_epochs',
            'must be > 0 when --train_steps is 0.')

@@ -209,6 +209,15 @@ def _injected_fault(steps):
   return tf.where(hit, tf.constant(float('nan')), tf.constant(0.0))
 
 
+def _replica_means(ctx, values):
+  """Each of `values` (name -> tensor) averaged over the replicas, in one all-reduce."""
+  names = sorted(values)
+  stacked = tf.stack([tf.reduce_mean(tf.cast(values[n], tf.float32))
+                      for n in names])
+  means = ctx.all_mean(tf.stop_gradient(stacked))
+  return {name: means[i] for i, name in enumerate(names)}
+
+
 def _train_spec(hp, params, ctx, terms, total_loss, variables, update_ops,
                 summaries, model_variables, num_train_examples,
                 after_step=None):
@@ -248,20 +257,28 @@ def _train_spec(hp, params, ctx, terms, total_loss, variables, update_ops,
       apply,
       terms, [g for g, _ in grads_and_vars], global_step, ctx,
       hp.max_nonfinite_steps, update_ops, step_fn=step_fn, loss_scale=scaler)
-  train_op = tf.group(train_op, progress.record_train_values(terms, lr))
+  shown = dict(summaries, total_loss=total_loss)
+  if tf.distribute.has_strategy():
+    # The estimator runs replica 0's hooks only: show the replicas' mean, as
+    # TPU's host call averages the cores' values.
+    shown = _replica_means(ctx, shown)
+  train_op = tf.group(train_op, progress.record_train_values(
+      {name: shown[name] for name in terms}, lr))
   guard_hook = nonfinite_guard.NonFiniteGuardHook(
       term_names, hp.max_nonfinite_steps, hp.model_dir,
       check_weights_every=max(1, hp.train_summary_steps or 100))
   scaffold_fn = None
   if hp.checkpoint and not hp.is_pretrain:
     scaffold_fn = functools.partial(_checkpoint_scaffold, hp, model_variables)
-  summaries = dict(summaries, learning_rate=lr, total_loss=total_loss)
   return tf.estimator.tpu.TPUEstimatorSpec(
       tf.estimator.ModeKeys.TRAIN,
       loss=nonfinite_guard.reported_loss(total_loss), train_op=train_op,
       # Under a strategy every replica builds it (hook lists must match) and
-      # the estimator runs replica 0's hooks only, as TPU writes core 0's.
-      host_call=_host_call(hp, summaries, params.get('use_tpu')),
+      # the estimator runs replica 0's hooks only; a multi_worker non-chief
+      # writes no summaries (its own would mix into the chief's curves).
+      host_call=(_host_call(hp, dict(shown, learning_rate=lr),
+                            params.get('use_tpu'))
+                 if distribute.is_chief(hp) else None),
       scaffold_fn=scaffold_fn, training_hooks=[guard_hook])
 
 

@@ -157,6 +157,9 @@ def build_estimator(hp, resolver, num_classes, num_train_examples,
   """
   ckpt_steps = schedule.checkpoint_steps(hp, num_train_examples)
   iterations = steps_per_loop(hp, num_train_examples)
+  # A multi_worker non-chief writes nothing into model_dir: TPUEstimator's
+  # examples/sec hook (made when log_step_count_steps is set) would.
+  log_steps = min(100, ckpt_steps) if distribute.is_chief(hp) else None
   input_v2 = tf.estimator.tpu.InputPipelineConfig.PER_HOST_V2
   config = tf.estimator.tpu.RunConfig(
       master=hp.master if not resolver else None,
@@ -165,7 +168,7 @@ def build_estimator(hp, resolver, num_classes, num_train_examples,
       save_checkpoints_steps=ckpt_steps,
       keep_checkpoint_max=hp.keep_checkpoint_max,
       save_summary_steps=ckpt_steps,
-      log_step_count_steps=min(100, ckpt_steps),
+      log_step_count_steps=log_steps,
       tf_random_seed=hp.seed,
       train_distribute=strategy,
       session_config=distribute.session_config(hp) if strategy else None,
@@ -355,7 +358,8 @@ def run(hp):
     hparams_flags.validate(hp, num_replicas=num_cores)
   strategy = distribute.make_strategy(hp) if training_mode(hp) else None
   if strategy is not None:
-    hparams_flags.validate(hp, num_replicas=strategy.num_replicas_in_sync)
+    hparams_flags.validate(hp, num_replicas=strategy.num_replicas_in_sync,
+                           num_eval_replicas=1)
     console.info('--distribution=%s: %d replicas.', distribute.resolve(hp),
                  strategy.num_replicas_in_sync)
   check_checkpoint_exists(hp)

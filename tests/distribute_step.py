@@ -1,15 +1,18 @@
 """One training step of the real model_fn on R replicas (a subprocess of test_distribute.py).
 
 Usage: distribute_step.py REPLICAS OUT_DIR INIT_DIR_OR_- CASE_JSON...
-REPLICAS -1: one worker of a multi_worker job (TF_CONFIG set by the caller).
+REPLICAS -1: one worker of a multi_worker job (TF_CONFIG set by the caller);
+REPLICAS `reordered`: one device on the global batch's rows in another order
+(the same step in exact arithmetic: its difference is float32 rounding).
 
 Each CASE_JSON is {"name": ..., "flags": {hparam: value}}.  For every case the
 same fixed global batch (no random augmentation) trains one step through
 run.build_estimator: no strategy when REPLICAS is 0 (the one_device path),
 else MirroredStrategy over REPLICAS logical CPUs.  With INIT_DIR, training
 starts from INIT_DIR/NAME's step-0 checkpoint (the same initial weights).
-Writes OUT_DIR/NAME/step1.npz: every checkpoint variable after the step, and
-the loss the estimator reported (its `loss` summary).
+Writes OUT_DIR/NAME/step1.npz: every checkpoint variable after the step, the
+loss the estimator reported (its `loss` summary) and the model_fn's
+TensorBoard scalars (see reported_values).
 """
 
 import glob
@@ -37,11 +40,15 @@ BASE = dict(use_tpu=False, dataset='synthetic', image_size=16,
             synthetic_train_examples=NUM_EXAMPLES, proj_out_dim=16,
             num_proj_layers=2, optimizer='momentum', learning_rate=0.5,
             learning_rate_scaling='linear', warmup_epochs=0,
-            train_steps=1, checkpoint_steps=1, train_summary_steps=0,
+            train_steps=1, checkpoint_steps=1, train_summary_steps=1,
             use_blur=False, keep_hub_module_max=0, knn_bank_size=0, seed=1)
 
 
-def global_batch(hp):
+# Rows of the reordered batch: another summation order for every batch sum.
+REORDER = [5, 2, 7, 0, 3, 6, 1, 4]
+
+
+def global_batch(hp, reordered=False):
   """The fixed global batch: features and labels as numpy arrays."""
   rng = np.random.RandomState(0)
   views = hp.views_per_example
@@ -49,18 +56,19 @@ def global_batch(hp):
                              3 * views)).astype(np.float32)
   ids = np.array([3, 17, 5, 30, 11, 0, 22, 8], np.int64)
   labels = (ids % NUM_CLASSES).astype(np.int32)
-  return ({'image': images, 'id': ids},
-          {'label': labels, 'mask': np.ones(GLOBAL_BATCH, np.float32)})
+  rows = REORDER if reordered else slice(None)
+  return ({'image': images[rows], 'id': ids[rows]},
+          {'label': labels[rows], 'mask': np.ones(GLOBAL_BATCH, np.float32)})
 
 
-def input_fn(hp):
+def input_fn(hp, reordered=False):
   """Per-replica batches that concatenate to the global batch, in order."""
 
   def fn(params, input_context=None):
     batch = params['batch_size']
     if input_context is not None:
       batch = input_context.get_per_replica_batch_size(batch)
-    features, labels = global_batch(hp)
+    features, labels = global_batch(hp, reordered)
     if input_context is not None and input_context.num_input_pipelines > 1:
       # One worker per pipeline: worker w holds replicas w*R..(w+1)*R-1, so
       # it reads the w-th block of the global batch.
@@ -75,21 +83,27 @@ def input_fn(hp):
   return fn
 
 
-def reported_loss(model_dir):
-  """The `loss` the estimator summarised for the step."""
+def reported_values(model_dir):
+  """The step's `loss` (the estimator's summary) and the host call's summaries.
+
+  Keys: `__loss__`, and `__summary__/TAG` for every scalar the model_fn's
+  host call wrote (the replicas' means under a strategy).
+  """
+  values = {'__loss__': np.nan}
   for path in glob.glob(os.path.join(model_dir, 'events.out.tfevents*')):
-    try:
-      for event in tf.train.summary_iterator(path):
-        for value in event.summary.value:
-          if value.tag == 'loss' and event.step == 1:
-            return value.simple_value
-    except tf.errors.DataLossError:
-      continue  # a file another process is still writing ends mid-record
-  return np.nan
+    for event in tf.train.summary_iterator(path):
+      for value in event.summary.value:
+        if value.tag == 'loss' and event.step == 1:
+          values['__loss__'] = value.simple_value
+        elif value.HasField('tensor'):
+          values['__summary__/' + value.tag] = tf.make_ndarray(value.tensor)
+  return {k: np.asarray(v, np.float32) for k, v in values.items()}
 
 
 def main(argv):
-  replicas, out_dir, init_dir = int(argv[1]), argv[2], argv[3]
+  reordered = argv[1] == 'reordered'
+  replicas = 0 if reordered else int(argv[1])
+  out_dir, init_dir = argv[2], argv[3]
   cases = [json.loads(c) for c in argv[4:]]
   tf.disable_v2_behavior()
   for case in cases:
@@ -119,13 +133,13 @@ def main(argv):
       if not distribute.is_chief(hp):
         continue
     else:
-      estimator.train(input_fn(hp), max_steps=1)
+      estimator.train(input_fn(hp, reordered), max_steps=1)
     reader = tf.train.load_checkpoint(os.path.join(model_dir, 'model.ckpt-1'))
     values = {name: reader.get_tensor(name)
               for name in reader.get_variable_to_shape_map()}
     # The estimator's cached summary writers may still buffer the last events.
     tf.summary.FileWriterCache.clear()
-    values['__loss__'] = np.array(reported_loss(model_dir))
+    values.update(reported_values(model_dir))
     np.savez(os.path.join(model_dir, 'step1.npz'), **values)
 
 

@@ -22,12 +22,14 @@ def test_distribute_smoke_shrinks_and_bad_part_is_refused():
 
 def test_distribute_accuracy_dry_run_prints_both_precisions(capsys, tmp_path):
   benchmark_distribute.main(['--part=accuracy', '--dry_run', '--acc_steps=7',
-                             '--out=' + str(tmp_path)])
+                             '--seeds=4,5', '--out=' + str(tmp_path)])
   out = capsys.readouterr().out
   for precision in ('float32', 'mixed_bfloat16'):
-    assert '--precision=%s --model_dir=%s' % (
-        precision, os.path.join(str(tmp_path), precision)) in out
-  assert out.count('--train_steps=7') == 2
+    for seed in (4, 5):
+      assert '--seed=%d --precision=%s --model_dir=%s' % (
+          seed, precision,
+          os.path.join(str(tmp_path), '%s_seed%d' % (precision, seed))) in out
+  assert out.count('--train_steps=7') == 4
   assert not os.listdir(str(tmp_path))  # nothing ran
 
 
@@ -39,6 +41,12 @@ def test_distribute_report_checks_the_targets():
       'speed': {'float32_ms': 100.0, 'bfloat16_ms': 90.0, 'speedup': 1.11}})
   assert '| 100.0 | 102.0 | 1.020 | <= 1.03 met |' in text
   assert '| 100.0 | 90.0 | 1.11x | >= 1.25x NOT met |' in text
+  row = lambda probe: {'probe': probe, 'knn': None, 'seconds': 1.0}
+  text = benchmark_distribute.report(args, {'accuracy': {
+      ('float32', 1): row(0.80), ('mixed_bfloat16', 1): row(0.78),
+      ('float32', 2): row(0.79), ('mixed_bfloat16', 2): row(0.80)}})
+  assert '| mixed_bfloat16 | 2 | 0.8000 | - | 1 |' in text
+  assert 'mean over 2 seeds: 0.50 points (target within 1: met)' in text
 
 
 def test_gpu_configs_parse_and_bad_ones_are_refused():

@@ -8,6 +8,7 @@ import sys
 
 import numpy as np
 import pytest
+import tensorflow.compat.v1 as tf
 
 import distribute
 import hparams_flags
@@ -22,10 +23,8 @@ CASES = [
     {'name': 'supcon', 'flags': {'loss': 'supcon'}},
     {'name': 'cross_entropy', 'flags': {'loss': 'cross_entropy',
                                         'label_smoothing': 0.1}},
-    # RPC's chi bound sums large, cancelling f and f^2 terms: depending on
-    # the initial weights, float32 rounding of the per-replica partial sums
-    # reached 7e-4 of the first layers' gradients (5e-6 with other weights;
-    # the loss agrees to 1e-7 either way), see RELATIVE_ERROR.
+    # RPC's chi bound sums large, cancelling f and f^2 terms: its gradients
+    # are the most sensitive to summation order (see reordering_floor).
     {'name': 'rpc', 'flags': {'loss': 'rpc', 'temperature': 16.0}},
     {'name': 'sogclr', 'flags': {'loss': 'sogclr', 'sogclr_gamma': 0.9}},
     {'name': 'fnc_memory', 'flags': {'loss': 'fnc', 'fnc_support_views': 1,
@@ -34,10 +33,7 @@ CASES = [
 ]
 
 
-# Relative error (norm) allowed per variable.  The loss meets 1e-5 in every
-# case; float32 summation order makes the first layers' gradients (the
-# momentum slot, and BN betas that start at 0) reach 1.6e-5 with 4 replicas.
-RELATIVE_ERROR = {'rpc': 2e-3}
+# Relative error (norm) allowed for the multi-worker step's variables.
 DEFAULT_RELATIVE_ERROR = 3e-5
 
 
@@ -83,29 +79,57 @@ def _relative_error(x, y):
   return np.linalg.norm(x - y) / max(np.linalg.norm(y), 1e-12)
 
 
+def _float_errors(got, ref, skip_queue=False):
+  """Relative error of every float value (weights, slots, BN, u, queue, loss, summaries)."""
+  return {name: _relative_error(got[name], value)
+          for name, value in ref.items()
+          if value.dtype.kind == 'f' and not (skip_queue and
+                                              name.startswith('memory'))}
+
+
+@pytest.fixture(scope='module')
+def reordering_floor(tmp_path_factory, one_device_step):
+  """Per objective, the largest relative change of one device's step when only the batch's row order changes.
+
+  In exact arithmetic it is the same step, so this is what float32 summation
+  order alone does: the floor that any split of the batch over replicas can
+  reach.  (Queue rows are left out: their order follows the batch's.)
+  """
+  init_dir, reference = one_device_step
+  out = str(tmp_path_factory.mktemp('reordered'))
+  reordered = _one_step('reordered', out, init_dir)
+  return {name: max(_float_errors(reordered[name], reference[name],
+                                  skip_queue=True).values())
+          for name in reference}
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize('replicas', [2, 4])
 def test_replicas_step_equals_one_device_step(tmp_path, one_device_step,
-                                              replicas):
+                                              reordering_floor, replicas):
   init_dir, reference = one_device_step
   result = _one_step(replicas, str(tmp_path / 'r'), init_dir)
   for case in CASES:
     ref, got = reference[case['name']], result[case['name']]
     assert sorted(got) == sorted(ref), case['name']
     assert np.isfinite(ref['__loss__'])
-    errors = {}
     for name, value in ref.items():
       if value.dtype.kind in 'iub':  # step, queue labels/ids/valid: exact
         np.testing.assert_array_equal(got[name], value,
                                       err_msg='%s %s' % (case['name'], name))
-      else:
-        errors[name] = _relative_error(got[name], value)
     # Weights, optimizer slots (the momentum slot is the first step's
-    # gradient), BN moving averages, u, queue rows and the reported loss.
+    # gradient), BN moving averages, u, queue rows, the reported loss and the
+    # TensorBoard scalars (the replicas' mean, not replica 0's share).
+    assert '__summary__/total_loss' in ref, sorted(ref)
+    errors = _float_errors(got, ref)
     worst = max(errors, key=errors.get)
-    limit = RELATIVE_ERROR.get(case['name'], DEFAULT_RELATIVE_ERROR)
-    assert errors[worst] <= limit, (case['name'], worst, errors[worst])
-    assert _relative_error(got['__loss__'], ref['__loss__']) <= 1e-5
+    # 1e-5, unless reordering the batch on one device already moves the step
+    # further (measured: 2e-6 to 1.3e-5 by objective; R replicas stayed
+    # below 8.3e-6): float32 cannot promise less than its own floor.
+    limit = max(1e-5, 2 * reordering_floor[case['name']])
+    assert errors[worst] <= limit, (case['name'], worst, errors[worst],
+                                    reordering_floor[case['name']])
+    assert errors['__loss__'] <= 1e-5
     if case['name'] == 'sogclr':
       assert np.count_nonzero(ref['sogclr/sogclr_u']) == 8
     if case['name'] == 'fnc_memory':
@@ -138,6 +162,14 @@ def test_two_worker_processes_step_equals_one_device_step(tmp_path,
   names = os.listdir(os.path.join(out, case['name']))
   assert 'model.ckpt-1.index' in names
   assert sorted(n for n in names if n.startswith('tmp_')) == ['tmp_worker_0']
+  # Only the chief's events: the estimator's file and the host call's (its
+  # name holds the writer's pid).  A worker's file of the same second would
+  # have truncated the chief's on one host.
+  events = [n for n in names if n.startswith('events.out.tfevents')]
+  v2_files = [n for n in events if n.endswith('.v2')]
+  assert len(events) - len(v2_files) == 1, events
+  assert v2_files and all('.%d.' % procs[0].pid in n for n in v2_files), (
+      v2_files, procs[0].pid)
 
 
 def test_collectives_on_the_strategy_have_the_tpu_gradient():
@@ -236,6 +268,42 @@ def test_mirrored_train_then_eval_eval_job_export_and_resume(tmp_path):
       '--mode=export', '--checkpoint=' + model_dir, '--model_dir=' + export_dir])
   assert proc.returncode == 0, proc.stderr[-3000:]
   assert 'Hub module: ' + os.path.join(export_dir, 'hub', '3') in proc.stdout
+
+
+def _trainable_values(checkpoint):
+  reader = tf.train.load_checkpoint(checkpoint)
+  return {n: reader.get_tensor(n) for n in reader.get_variable_to_shape_map()
+          if n.startswith('base_model/') and 'Momentum' not in n and
+          'moving_' not in n}
+
+
+@pytest.mark.slow
+def test_mirrored_bfloat16_skips_a_nonfinite_step_and_evaluates_any_batch(
+    tmp_path):
+  from tests import test_run_e2e  # pylint: disable=g-import-not-at-top
+  model_dir = str(tmp_path / 'm')
+  # 20 eval examples in batches of 5: the eval batch need not divide by the
+  # replicas (evaluation runs on one device).
+  proc = test_run_e2e.run_py(test_run_e2e.TINY + MIRRORED + [
+      '--use_bfloat16', '--mode=train_then_eval', '--train_steps=3',
+      '--checkpoint_steps=1', '--keep_checkpoint_max=5', '--eval_batch_size=5',
+      '--inject_nonfinite_steps=1', '--model_dir=' + model_dir])
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  assert ('Step 1 had a non-finite loss or gradient and was not applied'
+          in proc.stderr), proc.stderr[-3000:]
+  assert test_run_e2e.checkpoint_steps(model_dir) == [0, 1, 2, 3]
+  path = os.path.join(model_dir, 'model.ckpt-%d')
+  skipped, before, after = (_trainable_values(path % s) for s in (2, 1, 3))
+  assert skipped and sorted(skipped) == sorted(before)
+  for name, value in skipped.items():  # the skipped step left every weight
+    np.testing.assert_array_equal(value, before[name], err_msg=name)
+  assert any(not np.array_equal(after[n], skipped[n]) for n in skipped)
+  assert all(v.dtype == np.float32 for v in after.values())
+  result = json.load(open(os.path.join(model_dir, 'result.json')))
+  assert result['global_step'] == 3
+  assert 0 <= result['label_top_1_accuracy'] <= 1
+  assert '3 training steps, 4 eval steps' in proc.stderr, proc.stderr[-3000:]
+  assert 'eval batch 4/4 (100%)' in proc.stderr + proc.stdout
 
 
 def test_launcher_writes_tf_config_per_host():

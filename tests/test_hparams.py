@@ -74,6 +74,15 @@ def test_batch_must_divide_over_tpu_cores():
                          num_replicas=8)
 
 
+def test_eval_batch_need_not_divide_over_strategy_replicas():
+  # Under a tf.distribute strategy only training is replicated.
+  hparams_flags.validate(valid(train_batch_size=64, eval_batch_size=5),
+                         num_replicas=8, num_eval_replicas=1)
+  with pytest.raises(hparams_flags.HParamsError, match='--train_batch_size'):
+    hparams_flags.validate(valid(train_batch_size=60, eval_batch_size=5),
+                           num_replicas=8, num_eval_replicas=1)
+
+
 def test_unknown_override_is_rejected():
   with pytest.raises(hparams_flags.HParamsError, match='tempreature'):
     hparams_flags.default_hparams(tempreature=1.0)
