@@ -24,6 +24,8 @@ import names
 import replica
 
 _STATE_PATTERN = re.compile(names.TRAINING_STATE_PATTERN)
+# A mirrored variable seen from replica N > 0 is named after its copy there.
+_REPLICA_COPY_SUFFIX = re.compile(r'/replica_\d+$')
 _MAX_NAMES = 12
 
 
@@ -195,10 +197,13 @@ def init_from_checkpoint(hp, model_variables):
   """Makes the planned variables of `model_variables` initialise from --checkpoint.
 
   Acts through the variables' initializers, so it only matters on a fresh
-  start; call it only when `resume_checkpoint(hp)` is None.
+  start; call it only when `resume_checkpoint(hp)` is None.  Under a
+  tf.distribute strategy every replica calls it with the same mirrored
+  variables, whose initializers then restore every replica's copy.
   """
   checkpoint = resolve_checkpoint(hp.checkpoint)
-  by_name = {v.op.name: v for v in model_variables}
+  by_name = {_REPLICA_COPY_SUFFIX.sub('', v.op.name): v
+             for v in model_variables}
   plan = plan_restore(
       hp, {n: tuple(v.shape.as_list()) for n, v in by_name.items()},
       checkpoint_shapes(checkpoint), checkpoint)

@@ -1,6 +1,7 @@
 """TPUEstimator model_fn: views -> model.forward -> supervised and contrastive losses -> spec."""
 
 import functools
+import weakref
 
 import tensorflow.compat.v1 as tf
 import tensorflow.compat.v2 as tf2
@@ -53,6 +54,25 @@ def training_views(hp, features, images):
                      not hp.augmentation_disabled),
       color_jitter_strength=hp.augmentation_strength,
       blur_probability=blur_probability, **crop)
+
+
+# Per graph: the variables model.forward made (see _model_variables).
+_forward_variables = weakref.WeakKeyDictionary()
+
+
+def _model_variables(num_before):
+  """The global variables model.forward made after the first `num_before`.
+
+  Under a strategy the first replica makes them and the others reuse them
+  (and make none): they get the first replica's list, so every replica
+  restores --checkpoint into the same variables.
+  """
+  graph = tf.get_default_graph()
+  made = tf.global_variables()[num_before:]
+  if made:
+    _forward_variables.setdefault(graph, made)
+    return made
+  return _forward_variables.get(graph, [])
 
 
 def _checkpoint_scaffold(hp, model_variables):
@@ -310,7 +330,7 @@ def build_model_fn(hp, num_classes, num_train_examples, predict_keys=None):
     num_before = len(tf.global_variables())
     outputs = model.forward(hp, tf.concat(views, axis=0), is_training, bn_ctx,
                             num_classes)
-    model_variables = tf.global_variables()[num_before:]
+    model_variables = _model_variables(num_before)
     if mode == tf.estimator.ModeKeys.PREDICT:
       return _predict_spec(outputs, features, local_batch, predict_keys)
 

@@ -3,7 +3,8 @@
 Prints one JSON line: per replica the replica id, all_sum, all_gather and
 the gradient of a replica-weighted loss through all_gather, for the test to
 compare with the TPU semantics (the gradient of a cross-replica sum is the
-cross-replica sum of the gradients).
+cross-replica sum of the gradients); and each replica's copy of a variable
+that every replica restored from a checkpoint the way the model_fn does.
 """
 
 import json
@@ -15,9 +16,13 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import tensorflow as tf2  # pylint: disable=g-import-not-at-top,wrong-import-position
 import tensorflow.compat.v1 as tf  # pylint: disable=wrong-import-position
 
+import checkpoint_restore  # pylint: disable=wrong-import-position
+import hparams_flags  # pylint: disable=wrong-import-position
+import model_fn  # pylint: disable=wrong-import-position
 import replica  # pylint: disable=wrong-import-position
 
 REPLICAS = 2
+RESTORED = [[1.0, 2.0], [3.0, 4.0]]  # base_model/w in the checkpoint
 
 
 def replica_fn():
@@ -32,6 +37,41 @@ def replica_fn():
   return {'id': ctx.replica_id, 'replicas': tf.constant(ctx.num_replicas),
           'sum': ctx.all_sum(tf.reduce_sum(x)), 'gathered': gathered,
           'grad': grad}
+
+
+def write_checkpoint(directory):
+  """A checkpoint holding base_model/w = RESTORED; returns its path."""
+  with tf.Graph().as_default():
+    with tf.variable_scope('base_model'):
+      w = tf.get_variable('w', initializer=tf.constant(RESTORED))
+    with tf.Session() as sess:
+      sess.run(w.initializer)
+      return tf.train.Saver([w]).save(sess, os.path.join(directory, 'ckpt'))
+
+
+def restoring_replica_fn(hp):
+  """Makes base_model/w (zeros) and restores it from hp.checkpoint, as model_fn does."""
+  num_before = len(tf.global_variables())
+  with tf.variable_scope('base_model', reuse=tf.AUTO_REUSE):
+    w = tf.get_variable('w', [2, 2], initializer=tf.zeros_initializer())
+  variables = model_fn._model_variables(num_before)  # pylint: disable=protected-access
+  checkpoint_restore.init_from_checkpoint(hp, variables)
+  return tf.identity(w)
+
+
+def restored_copies(strategy, config, directory):
+  """Each replica's value of the restored variable after initialisation."""
+  hp = hparams_flags.default_hparams(
+      model_dir=directory, train_mode='finetune',
+      checkpoint=write_checkpoint(directory))
+  with tf.Graph().as_default():
+    with strategy.scope():
+      out = strategy.extended.call_for_each_replica(restoring_replica_fn,
+                                                    args=(hp,))
+    with tf.Session(config=config) as sess:
+      sess.run(tf.global_variables_initializer())
+      return [v.tolist() for v in
+              sess.run(strategy.experimental_local_results(out))]
 
 
 def main():
@@ -51,9 +91,10 @@ def main():
     config = tf.ConfigProto(device_count={'CPU': REPLICAS})
     with tf.Session(config=config) as sess:
       values = sess.run(local)
-  print(json.dumps([{k: v[r].tolist() for k, v in zip(
-      ('id', 'replicas', 'sum', 'gathered', 'grad'), values)}
-                    for r in range(REPLICAS)]))
+  copies = restored_copies(strategy, config, sys.argv[1])
+  print(json.dumps([dict({k: v[r].tolist() for k, v in zip(
+      ('id', 'replicas', 'sum', 'gathered', 'grad'), values)},
+                         restored=copies[r]) for r in range(REPLICAS)]))
 
 
 if __name__ == '__main__':

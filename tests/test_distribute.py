@@ -172,11 +172,11 @@ def test_two_worker_processes_step_equals_one_device_step(tmp_path,
       v2_files, procs[0].pid)
 
 
-def test_collectives_on_the_strategy_have_the_tpu_gradient():
+def test_collectives_on_the_strategy_have_the_tpu_gradient(tmp_path):
   env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL='2')
   proc = subprocess.run(
-      [sys.executable, os.path.join(ROOT, 'tests', 'distribute_collectives.py')],
-      env=env, capture_output=True, text=True, timeout=300)
+      [sys.executable, os.path.join(ROOT, 'tests', 'distribute_collectives.py'),
+       str(tmp_path)], env=env, capture_output=True, text=True, timeout=300)
   assert proc.returncode == 0, proc.stderr[-3000:]
   replicas = json.loads(proc.stdout.strip().splitlines()[-1])
   x = [np.arange(6.).reshape(3, 2) + 10. * r for r in range(2)]
@@ -189,6 +189,8 @@ def test_collectives_on_the_strategy_have_the_tpu_gradient():
     # d(sum_r' loss_r')/dx_r: every replica's weights on r's rows, summed.
     np.testing.assert_array_equal(got['grad'],
                                   (1. + 2.) * weights[3 * r:3 * r + 3])
+    # --checkpoint restored into every replica's copy, not only the first.
+    assert got['restored'] == [[1.0, 2.0], [3.0, 4.0]]
 
 
 def test_distribution_resolves_from_the_flags():
@@ -278,18 +280,19 @@ def _trainable_values(checkpoint):
 
 
 @pytest.mark.slow
-def test_mirrored_bfloat16_skips_a_nonfinite_step_and_evaluates_any_batch(
-    tmp_path):
+def test_mirrored_bfloat16_guard_knn_any_eval_batch_then_finetune(tmp_path):
   from tests import test_run_e2e  # pylint: disable=g-import-not-at-top
   model_dir = str(tmp_path / 'm')
+  knn = [f for f in test_run_e2e.TINY if not f.startswith('--knn_bank_size')]
   # 20 eval examples in batches of 5: the eval batch need not divide by the
   # replicas (evaluation runs on one device).
-  proc = test_run_e2e.run_py(test_run_e2e.TINY + MIRRORED + [
+  proc = test_run_e2e.run_py(knn + MIRRORED + [
       '--use_bfloat16', '--mode=train_then_eval', '--train_steps=3',
       '--checkpoint_steps=1', '--keep_checkpoint_max=5', '--eval_batch_size=5',
-      '--inject_nonfinite_steps=1', '--model_dir=' + model_dir])
+      '--knn_bank_size=32', '--inject_nonfinite_steps=1',  # the 2nd step
+      '--model_dir=' + model_dir])
   assert proc.returncode == 0, proc.stderr[-3000:]
-  assert ('Step 1 had a non-finite loss or gradient and was not applied'
+  assert ('Step 2 had a non-finite loss or gradient and was not applied'
           in proc.stderr), proc.stderr[-3000:]
   assert test_run_e2e.checkpoint_steps(model_dir) == [0, 1, 2, 3]
   path = os.path.join(model_dir, 'model.ckpt-%d')
@@ -302,8 +305,24 @@ def test_mirrored_bfloat16_skips_a_nonfinite_step_and_evaluates_any_batch(
   result = json.load(open(os.path.join(model_dir, 'result.json')))
   assert result['global_step'] == 3
   assert 0 <= result['label_top_1_accuracy'] <= 1
+  assert 0 <= result['knn_top_1_accuracy'] <= 1
   assert '3 training steps, 4 eval steps' in proc.stderr, proc.stderr[-3000:]
   assert 'eval batch 4/4 (100%)' in proc.stderr + proc.stdout
+  # Linear evaluation of that checkpoint on the same replicas: the encoder
+  # is restored and stays frozen, the supervised head trains.
+  ft_dir = str(tmp_path / 'ft')
+  proc = test_run_e2e.run_py(test_run_e2e.TINY + MIRRORED + [
+      '--train_mode=finetune', '--optimizer=momentum', '--mode=train',
+      '--checkpoint=' + model_dir, '--fine_tune_after_block=4',
+      '--zero_init_logits_layer=True', '--train_steps=2',
+      '--model_dir=' + ft_dir])
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  tuned = _trainable_values(tf.train.latest_checkpoint(ft_dir))
+  for name, value in after.items():
+    np.testing.assert_array_equal(tuned[name], value, err_msg=name)
+  head = tf.train.load_checkpoint(ft_dir).get_tensor(
+      'head_supervised/linear_layer/dense/kernel')
+  assert np.abs(head).max() > 0  # trained from zero init
 
 
 def test_launcher_writes_tf_config_per_host():
