@@ -159,7 +159,7 @@ def accuracy_command(args, precision, model_dir, seed):
 
 def part_accuracy(args):
   """Linear-probe top-1 after the same steps, float32 vs mixed_bfloat16, per seed."""
-  rows = {}
+  rows = []
   for seed in args.seeds:
     for p in ('float32', 'mixed_bfloat16'):
       model_dir = os.path.join(args.out, '%s_seed%d' % (p, seed))
@@ -167,24 +167,26 @@ def part_accuracy(args):
       print(' '.join(cmd), flush=True)
       if args.dry_run:
         continue
-      if tf.io.gfile.exists(model_dir):
-        tf.io.gfile.rmtree(model_dir)  # the same steps from scratch
-      start = time.time()
-      subprocess.run(cmd, check=True)
+      start, seconds = time.time(), None
+      if not args.from_results:
+        if tf.io.gfile.exists(model_dir):
+          tf.io.gfile.rmtree(model_dir)  # the same steps from scratch
+        subprocess.run(cmd, check=True)
+        seconds = time.time() - start
       with open(os.path.join(model_dir, 'result.json')) as f:
         result = json.load(f)
-      rows[(p, seed)] = {'probe': result.get(feature_monitor.PROBE_KEY),
-                         'knn': result.get(feature_monitor.KNN_KEY),
-                         'seconds': time.time() - start}
+      rows.append({'precision': p, 'seed': seed, 'seconds': seconds,
+                   'probe': result.get(feature_monitor.PROBE_KEY),
+                   'knn': result.get(feature_monitor.KNN_KEY)})
   return rows
 
 
 def mean_probe_gap(rows):
   """Mean over seeds of float32's probe top-1 minus mixed_bfloat16's, in points."""
-  seeds = sorted({seed for _, seed in rows})
-  gaps = [rows[('float32', s)]['probe'] - rows[('mixed_bfloat16', s)]['probe']
-          for s in seeds]
-  return 100.0 * float(np.mean(gaps))
+  probe = {(r['precision'], r['seed']): r['probe'] for r in rows}
+  seeds = sorted({r['seed'] for r in rows})
+  return 100.0 * float(np.mean([probe[('float32', s)] -
+                                probe[('mixed_bfloat16', s)] for s in seeds]))
 
 
 def report(args, results):
@@ -211,18 +213,18 @@ def report(args, results):
                   'met' if r['speedup'] >= 1.25 else 'NOT met')]
   rows = results.get('accuracy')
   if rows:
-    fmt = lambda v: '-' if v is None else '%.4f' % v
+    fmt = lambda v, f='%.4f': '-' if v is None else f % v
     lines += ['### linear-probe top-1 after %d steps (Fashion-MNIST demo '
               'model)\n' % args.acc_steps,
               '| precision | seed | linear probe | kNN | wall s |',
               '|---|---|---|---|---|']
-    lines += ['| %s | %d | %s | %s | %.0f |' % (p, seed, fmt(r['probe']),
-                                                fmt(r['knn']), r['seconds'])
-              for (p, seed), r in sorted(rows.items(), key=lambda kv: kv[0][1])]
+    lines += ['| %s | %d | %s | %s | %s |' % (
+        r['precision'], r['seed'], fmt(r['probe']), fmt(r['knn']),
+        fmt(r['seconds'], '%.0f')) for r in rows]
     gap = mean_probe_gap(rows)
     lines += ['\nfloat32 - bfloat16 linear probe, mean over %d seeds: %.2f '
               'points (target within 1: %s)' % (
-                  len({s for _, s in rows}), gap,
+                  len({r['seed'] for r in rows}), gap,
                   'met' if abs(gap) <= 1 else 'NOT met')]
   return '\n'.join(lines)
 
@@ -248,6 +250,9 @@ def parse_args(argv=None):
   parser.add_argument('--data_dir', default='/usr/share/datasets/fashion-mnist')
   parser.add_argument('--out', default=os.path.join(ROOT, 'runs',
                                                     'bench_distribute'))
+  parser.add_argument('--from_results', action='store_true',
+                      help='accuracy: read the runs\' result.json under '
+                      '--out instead of training (a report of finished runs).')
   parser.add_argument('--dry_run', action='store_true',
                       help='accuracy: print the run.py commands only.')
   parser.add_argument('--smoke', action='store_true',

@@ -1,5 +1,6 @@
 """scripts/benchmark_distribute.py and scripts/benchmark_gpu.py: arguments, dry runs, tables, the no-GPU refusal."""
 
+import json
 import os
 import sys
 
@@ -41,12 +42,15 @@ def test_distribute_report_checks_the_targets():
       'speed': {'float32_ms': 100.0, 'bfloat16_ms': 90.0, 'speedup': 1.11}})
   assert '| 100.0 | 102.0 | 1.020 | <= 1.03 met |' in text
   assert '| 100.0 | 90.0 | 1.11x | >= 1.25x NOT met |' in text
-  row = lambda probe: {'probe': probe, 'knn': None, 'seconds': 1.0}
-  text = benchmark_distribute.report(args, {'accuracy': {
-      ('float32', 1): row(0.80), ('mixed_bfloat16', 1): row(0.78),
-      ('float32', 2): row(0.79), ('mixed_bfloat16', 2): row(0.80)}})
+  rows = [{'precision': p, 'seed': seed, 'probe': probe, 'knn': None,
+           'seconds': 1.0} for p, seed, probe in (
+               ('float32', 1, 0.80), ('mixed_bfloat16', 1, 0.78),
+               ('float32', 2, 0.79), ('mixed_bfloat16', 2, 0.80))]
+  results = {'accuracy': rows}
+  text = benchmark_distribute.report(args, results)
   assert '| mixed_bfloat16 | 2 | 0.8000 | - | 1 |' in text
   assert 'mean over 2 seeds: 0.50 points (target within 1: met)' in text
+  json.dumps(results)  # main() prints the results as JSON too
 
 
 def test_gpu_configs_parse_and_bad_ones_are_refused():
