@@ -194,9 +194,10 @@ def report(args, results):
   lines = []
   if 'overhead' in results:
     r = results['overhead']
-    lines += ['### mirrored (1 replica) vs one_device, ResNet-%d %d px batch '
-              '%d, CPU, median of %d rounds\n' % (args.depth, args.image_size,
-                                                  args.batch, args.rounds),
+    lines += ['### mirrored (1 replica) vs one_device, ResNet-%d x%g %d px '
+              'batch %d, CPU, median of %d rounds\n' % (
+                  args.depth, DEMO['width_multiplier'], args.image_size,
+                  args.batch, args.rounds),
               '| one_device ms/step | mirrored ms/step | ratio | target |',
               '|---|---|---|---|',
               '| %.1f | %.1f | %.3f | <= 1.03 %s |\n' % (
