@@ -11,6 +11,7 @@ import _thread
 import contextlib
 import json
 import os
+import sys
 import threading
 import time
 
@@ -215,12 +216,23 @@ class WorkerLossHook(tf.train.SessionRunHook):
   restarted, so once no step has completed for `slow_factor` times the
   slowest step so far (at least `min_wait_secs`), a watchdog interrupts the
   main thread and `lost` turns True (run.py then raises WorkerLostError).
+  The interrupt lands only when the main thread runs Python again; if it is
+  still alive `grace_secs` later (blocked in TensorFlow, e.g. a collective
+  waiting for the dead peer), the watchdog prints the error and ends the
+  process with exit status 1 (`hard_exit`).  Checkpoints are already on disk.
   """
 
-  def __init__(self, min_wait_secs=120, slow_factor=10, clock=time.time):
+  def __init__(self, min_wait_secs=120, slow_factor=10, clock=time.time,
+               model_dir='', grace_secs=60, hard_exit=os._exit,
+               interrupt=_thread.interrupt_main, poll_secs=5.0):
     self._min_wait = min_wait_secs
     self._factor = slow_factor
     self._clock = clock
+    self._model_dir = model_dir
+    self._grace = grace_secs
+    self._hard_exit = hard_exit
+    self._interrupt = interrupt
+    self._poll = poll_secs
     self.lost = False
     self._last = None
     self._slowest = 0.0
@@ -248,10 +260,15 @@ class WorkerLossHook(tf.train.SessionRunHook):
                                   self._factor * self._slowest) else 0.0
 
   def _watch(self):
-    while not self._done.wait(5.0):
+    while not self._done.wait(self._poll):
       if self.stalled_for():
         self.lost = True
-        _thread.interrupt_main()
+        self._interrupt()
+        if not self._done.wait(self._grace):
+          sys.stderr.write('Error: %s\n' % worker_lost_error(
+              self, self._model_dir))
+          sys.stderr.flush()
+          self._hard_exit(1)
         return
 
 

@@ -207,7 +207,8 @@ def train_with_recovery(hp, make_estimator, train_input_fn, total_steps,
       if distribute.resolve(hp) == 'multi_worker':
         # The estimator trains across workers only in train_and_evaluate
         # (its distribute coordinator); evaluation is the --mode=eval job.
-        watchdog = distribute.WorkerLossHook(hp.worker_timeout_secs)
+        watchdog = distribute.WorkerLossHook(hp.worker_timeout_secs,
+                                             model_dir=hp.model_dir)
         try:
           tf.estimator.train_and_evaluate(
               make_estimator(trial_hp),

@@ -10,4 +10,4 @@ args=()
 for arg in "$@"; do
   if [[ $arg == --fast ]]; then args+=(-m "not slow"); else args+=("$arg"); fi
 done
-exec .venv/bin/python -m pytest -n 2 -q tests "${args[@]}"
+exec .venv/bin/python -m pytest -n 2 --dist loadgroup -q tests "${args[@]}"

@@ -5,6 +5,8 @@ import os
 import socket
 import subprocess
 import sys
+import threading
+import time
 
 import numpy as np
 import pytest
@@ -325,6 +327,48 @@ def test_mirrored_bfloat16_guard_knn_any_eval_batch_then_finetune(tmp_path):
   assert np.abs(head).max() > 0  # trained from zero init
 
 
+def test_watchdog_interrupts_then_ends_a_process_stuck_in_tensorflow(capsys):
+  now = [0.0]
+  calls = []
+  done = threading.Event()
+
+  def hard_exit(status):
+    calls.append(('exit', status))
+    done.set()
+
+  hook = distribute.WorkerLossHook(
+      min_wait_secs=20, clock=lambda: now[0], model_dir='/runs/m',
+      grace_secs=0.2, hard_exit=hard_exit, poll_secs=0.01,
+      interrupt=lambda: calls.append(('interrupt',)))
+  hook.begin()
+  for t in (0.0, 1.0):  # two steps: the slowest took 1 s
+    now[0] = t
+    hook.after_run(None, None)
+  now[0] = 15.0  # 14 s without a step: under max(20, 10 x 1 s)
+  assert not done.wait(0.1) and not calls and not hook.lost
+  now[0] = 25.0
+  # The main thread never returns to Python (blocked in a collective): after
+  # the interrupt and the grace period the watchdog ends the process itself.
+  assert done.wait(10)
+  assert calls == [('interrupt',), ('exit', 1)] and hook.lost
+  err = capsys.readouterr().err
+  assert 'Error: A worker of the --distribution=multi_worker job stopped ' in err
+  assert 'resumes from the last checkpoint in /runs/m' in err
+
+
+def test_watchdog_stays_quiet_when_the_job_ends():
+  now, calls = [0.0], []
+  hook = distribute.WorkerLossHook(
+      min_wait_secs=1, clock=lambda: now[0], grace_secs=0.01, poll_secs=0.01,
+      hard_exit=calls.append, interrupt=lambda: calls.append('interrupt'))
+  hook.begin()
+  hook.after_run(None, None)
+  hook.end(None)
+  now[0] = 100.0  # long after the last step, but training has ended
+  time.sleep(0.2)
+  assert not calls and not hook.lost
+
+
 def test_launcher_writes_tf_config_per_host():
   script = os.path.join(ROOT, 'scripts', 'launch_multi_worker.sh')
   configs = []
@@ -361,7 +405,6 @@ def _start_workers(args, configs):
 
 @pytest.mark.slow
 def test_killed_worker_fails_the_job_clearly_and_a_restart_resumes(tmp_path):
-  import time  # pylint: disable=g-import-not-at-top
   from tests import test_run_e2e  # pylint: disable=g-import-not-at-top
   model_dir = str(tmp_path / 'm')
   args = ['--distribution=multi_worker', '--mode=train', '--checkpoint_steps=2',

@@ -594,6 +594,9 @@ def runs_root(tmp_path_factory):
 
 
 @pytest.mark.slow
+# One xdist worker runs them all, in order: a finetune line reads its parent's
+# model_dir (scripts/run_tests.sh passes --dist loadgroup).
+@pytest.mark.xdist_group('upstream_readme_runs')
 @pytest.mark.parametrize('run_id,source,command,parent', README_LINES,
                          ids=_IDS)
 def test_upstream_readme_command_runs(run_id, source, command, parent,
